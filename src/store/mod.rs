@@ -1,0 +1,1 @@
+//! The shared object store of one objects directory.
