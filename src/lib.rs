@@ -20,6 +20,7 @@
 pub mod error;
 pub mod ffi;
 pub mod format;
+pub mod hash;
 pub mod mmap;
 pub mod oid;
 pub mod store;
