@@ -1,1 +1,332 @@
 //! The shared object store of one objects directory.
+//!
+//! Every backend instance opened on the same directory with the same options shares one
+//! [`Store`] (libgit2 apps get parallelism by giving each thread its own `git_odb`, hence its own
+//! backend): the mapped files, parsed indexes and the delta-base cache are built once. Readers
+//! load the current [`PackSet`] snapshot without a lock; `refresh` is serialised by its own lock
+//! and swaps in a new snapshot, so a reader never sees a half-built one and keeps its old
+//! snapshot (with its mappings) alive for as long as it needs it.
+
+pub mod cache;
+pub mod decode;
+pub mod pack;
+pub mod packset;
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::format::pack::ObjectKind;
+use crate::oid::{ObjectId, Prefix};
+
+use cache::DeltaBaseCache;
+pub use decode::{ObjectSink, VecSink};
+use pack::MapCounter;
+pub use packset::{Location, MidxProblem, PackSet};
+use packset::{DirStamp, Scanner};
+
+/// Tuning and limits of a store. Backends on the same directory share a store only when their
+/// options are equal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Read MIDX files (git's `core.multiPackIndex`, default true).
+    pub use_midx: bool,
+    /// Bytes of decoded delta bases kept for reuse (0 disables the cache).
+    pub delta_cache_bytes: usize,
+    /// Soft limit on bytes of pack data mapped at once; least-recently-used packs are unmapped
+    /// beyond it (a pack being read stays mapped even if it alone exceeds the limit).
+    pub max_mapped_bytes: u64,
+    /// Limit on pack data files mapped at once. Mapped files hold no file descriptor, so
+    /// thousands of packs never exhaust descriptors; this bounds the number of mappings.
+    pub max_mapped_packs: u64,
+    /// Largest object (or delta) the store will inflate, like libgit2's
+    /// `GIT_OPT_SET_PACK_MAX_OBJECT_SIZE`; larger ones fail with a clear error.
+    pub max_object_size: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            use_midx: true,
+            delta_cache_bytes: 96 << 20,
+            max_mapped_bytes: if cfg!(target_pointer_width = "64") { 8 << 30 } else { 256 << 20 },
+            max_mapped_packs: 4096,
+            max_object_size: if cfg!(target_pointer_width = "64") { (1 << 40) - 1 } else { (1 << 31) - 1 },
+        }
+    }
+}
+
+/// The shared store of one objects directory.
+pub struct Store {
+    objects_dir: PathBuf,
+    pack_dir: PathBuf,
+    options: Options,
+    snapshot: ArcSwap<PackSet>,
+    /// Serialises snapshot rebuilds; readers never take it.
+    refresh_lock: Mutex<()>,
+    cache: DeltaBaseCache,
+    maps: Arc<MapCounter>,
+    next_pack_number: AtomicU64,
+    /// Advances whenever a pack is mapped; packs remember the epoch of their last read.
+    epoch: AtomicU64,
+    last_midx_problems: Mutex<Vec<MidxProblem>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("objects_dir", &self.objects_dir).finish_non_exhaustive()
+    }
+}
+
+/// Stores alive in this process, so backends on one directory share one.
+fn registry() -> &'static Mutex<Vec<(PathBuf, Options, Weak<Store>)>> {
+    static REGISTRY: OnceLock<Mutex<Vec<(PathBuf, Options, Weak<Store>)>>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+impl Store {
+    /// The store of `objects_dir` (e.g. `repo.git/objects`), shared with every other user of the
+    /// same directory and options in this process; scanned on first open.
+    pub fn open(objects_dir: &Path, options: Options) -> Result<Arc<Store>> {
+        let absolute = std::path::absolute(objects_dir).map_err(|e| Error::io(objects_dir, e))?;
+        let key = std::fs::canonicalize(&absolute).unwrap_or(absolute);
+        let mut registry = registry().lock();
+        registry.retain(|(_, _, store)| store.strong_count() > 0);
+        if let Some(store) = registry
+            .iter()
+            .find(|(path, opts, _)| *path == key && *opts == options)
+            .and_then(|(_, _, store)| store.upgrade())
+        {
+            return Ok(store);
+        }
+        let store = Arc::new(Store::new_unshared(key.clone(), options));
+        store.refresh()?;
+        registry.push((key, store.options.clone(), Arc::downgrade(&store)));
+        Ok(store)
+    }
+
+    /// A store nobody else shares (tests; callers wanting isolation). Not scanned yet.
+    pub fn new_unshared(objects_dir: PathBuf, options: Options) -> Store {
+        Store {
+            pack_dir: objects_dir.join("pack"),
+            objects_dir,
+            cache: DeltaBaseCache::new(options.delta_cache_bytes),
+            options,
+            snapshot: ArcSwap::from_pointee(PackSet::default()),
+            refresh_lock: Mutex::new(()),
+            maps: Arc::new(MapCounter::default()),
+            next_pack_number: AtomicU64::new(1),
+            epoch: AtomicU64::new(1),
+            last_midx_problems: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The objects directory.
+    pub fn objects_dir(&self) -> &Path {
+        &self.objects_dir
+    }
+
+    /// The pack directory (`<objects>/pack`).
+    pub fn pack_dir(&self) -> &Path {
+        &self.pack_dir
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<PackSet> {
+        self.snapshot.load_full()
+    }
+
+    /// Why the last rescan did not use a MIDX file it found (empty when all were used).
+    pub fn midx_problems(&self) -> Vec<String> {
+        self.last_midx_problems
+            .lock()
+            .iter()
+            .map(|problem| format!("{}: {}", problem.path.display(), problem.what))
+            .collect()
+    }
+
+    /// Bytes of pack data mapped now, and the number of mapped packs.
+    pub fn mapped(&self) -> (u64, u64) {
+        (self.maps.bytes.load(Ordering::Relaxed), self.maps.files.load(Ordering::Relaxed))
+    }
+
+    /// Bytes held by the delta-base cache.
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Brings the snapshot up to date with the directory. When nothing changed this is four
+    /// `stat` calls; a change (or a change too recent to trust timestamps) rescans: one
+    /// `readdir`, re-reading the MIDX, reusing every pack that is still there.
+    pub fn refresh(&self) -> Result<()> {
+        let _guard = self.refresh_lock.lock();
+        let stamp = DirStamp::read(&self.pack_dir).map_err(|e| Error::io(&self.pack_dir, e))?;
+        let current = self.snapshot.load_full();
+        if current.stamp == Some(stamp) {
+            return Ok(());
+        }
+        self.rescan_locked(&current, stamp)
+    }
+
+    /// Rescans unconditionally (after this process itself changed the directory).
+    pub fn rescan(&self) -> Result<()> {
+        let _guard = self.refresh_lock.lock();
+        let stamp = DirStamp::read(&self.pack_dir).map_err(|e| Error::io(&self.pack_dir, e))?;
+        let current = self.snapshot.load_full();
+        self.rescan_locked(&current, stamp)
+    }
+
+    fn rescan_locked(&self, current: &PackSet, stamp: DirStamp) -> Result<()> {
+        let next_number = || self.next_pack_number.fetch_add(1, Ordering::Relaxed);
+        let scanner = Scanner { pack_dir: &self.pack_dir, use_midx: self.options.use_midx, next_number: &next_number };
+        let (set, problems) = scanner.scan(current, stamp, SystemTime::now())?;
+        // Packs that left the directory: their cached bases can go now; their mappings go when
+        // the last reader of the old snapshot drops it.
+        for (name, pack) in &current.by_name {
+            if set.by_name.get(name).is_none_or(|kept| !Arc::ptr_eq(kept, pack)) {
+                self.cache.forget_pack(pack.number);
+            }
+        }
+        *self.last_midx_problems.lock() = problems;
+        self.snapshot.store(Arc::new(set));
+        Ok(())
+    }
+
+    /// Unmaps least-recently-used packs (other than `keep`) while over the mapping limits.
+    fn enforce_map_budget(&self, keep: &Arc<pack::Pack>) {
+        let epoch = self.epoch.fetch_add(1, Ordering::Relaxed) + 1;
+        keep.touch(epoch);
+        let over = || {
+            self.maps.bytes.load(Ordering::Relaxed) > self.options.max_mapped_bytes
+                || self.maps.files.load(Ordering::Relaxed) > self.options.max_mapped_packs
+        };
+        if !over() {
+            return;
+        }
+        let set = self.snapshot.load_full();
+        let mut mapped: Vec<&Arc<pack::Pack>> = set
+            .packs()
+            .filter(|pack| !Arc::ptr_eq(pack, keep) && pack.is_data_mapped())
+            .collect();
+        mapped.sort_by_key(|pack| pack.last_used.load(Ordering::Relaxed));
+        for pack in mapped {
+            if !over() {
+                break;
+            }
+            pack.unmap_data();
+        }
+    }
+
+    /// Whether `oid` is in a pack. `hint` is the caller's last-hit position among packs not
+    /// covered by a MIDX; it is updated on a hit.
+    pub fn exists(&self, oid: &ObjectId, hint: &AtomicUsize) -> Result<bool> {
+        Ok(self.locate(oid, hint)?.is_some())
+    }
+
+    fn locate(&self, oid: &ObjectId, hint: &AtomicUsize) -> Result<Option<(Arc<PackSet>, Location)>> {
+        let set = self.snapshot.load_full();
+        let found = set.locate(oid, hint.load(Ordering::Relaxed))?;
+        Ok(found.map(|(location, position)| {
+            if let Some(position) = position {
+                hint.store(position, Ordering::Relaxed);
+            }
+            (set, location)
+        }))
+    }
+
+    /// Reads a whole object into `sink`; [`Error::NotFound`] if no pack has it.
+    pub fn read(&self, oid: &ObjectId, hint: &AtomicUsize, sink: &mut dyn ObjectSink) -> Result<ObjectKind> {
+        let (set, location) = self.locate(oid, hint)?.ok_or(Error::NotFound)?;
+        self.decode(&set, &location, sink)
+    }
+
+    /// Type and size of an object without inflating it.
+    pub fn read_header(&self, oid: &ObjectId, hint: &AtomicUsize) -> Result<(ObjectKind, u64)> {
+        let (set, location) = self.locate(oid, hint)?.ok_or(Error::NotFound)?;
+        self.decode_header(&set, &location)
+    }
+
+    /// The one object whose id starts with `prefix`.
+    pub fn resolve_prefix(&self, prefix: &Prefix) -> Result<ObjectId> {
+        let set = self.snapshot.load_full();
+        match set.locate_prefix(prefix)? {
+            Some((oid, _)) => Ok(oid),
+            None => Err(Error::NotFound),
+        }
+    }
+
+    /// Reads the one object whose id starts with `prefix`; returns its id and type.
+    pub fn read_prefix(&self, prefix: &Prefix, hint: &AtomicUsize, sink: &mut dyn ObjectSink) -> Result<(ObjectId, ObjectKind)> {
+        if prefix.is_full() {
+            // A full id cannot be ambiguous: take the exact path (pygit2 reads everything
+            // through read_prefix).
+            let oid = *prefix.id();
+            return self.read(&oid, hint, sink).map(|kind| (oid, kind));
+        }
+        let set = self.snapshot.load_full();
+        let (oid, location) = set.locate_prefix(prefix)?.ok_or(Error::NotFound)?;
+        let kind = self.decode(&set, &location, sink)?;
+        Ok((oid, kind))
+    }
+
+    /// Calls `each` for every object of every pack (objects in a MIDX once, objects in several
+    /// uncovered packs once per pack). Stops when `each` breaks and returns its value.
+    pub fn for_each(&self, each: &mut dyn FnMut(&ObjectId) -> ControlFlow<i32>) -> Result<Option<i32>> {
+        let set = self.snapshot.load_full();
+        for layer in &set.midx {
+            for index in 0..layer.file.num_objects() {
+                if let ControlFlow::Break(value) = each(&layer.file.oid_at(index)) {
+                    return Ok(Some(value));
+                }
+            }
+        }
+        for pack in &set.uncovered {
+            let index = match pack.index() {
+                Ok(index) => index,
+                Err(Error::NotFound) => continue,
+                Err(error) => return Err(error),
+            };
+            for position in 0..index.num_objects() {
+                if let ControlFlow::Break(value) = each(&index.oid_at(position)) {
+                    return Ok(Some(value));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Marks the pack holding `oid` as recently used by setting its mtime to now, at most once
+    /// every two seconds per pack (libgit2's `FRESHEN_FREQUENCY`), so `git gc` keeps it.
+    pub fn freshen(&self, oid: &ObjectId, hint: &AtomicUsize) -> Result<()> {
+        let (_, location) = self.locate(oid, hint)?.ok_or(Error::NotFound)?;
+        let pack = &location.pack;
+        let now = SystemTime::now();
+        let now_secs = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
+        let last = pack.last_freshened.load(Ordering::Relaxed);
+        if now_secs - last < 2 {
+            return Ok(());
+        }
+        // Packs are read-only (0444); futimens through a read-only descriptor is allowed to the
+        // owner, as utime(2) on the path is for libgit2.
+        let file = std::fs::File::open(pack.pack_path()).map_err(|e| Error::io(pack.pack_path(), e))?;
+        file.set_times(std::fs::FileTimes::new().set_accessed(now).set_modified(now))
+            .map_err(|e| Error::io(pack.pack_path(), e))?;
+        pack.last_freshened.store(now_secs, Ordering::Relaxed);
+        Ok(())
+    }
+}

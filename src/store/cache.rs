@@ -1,0 +1,281 @@
+//! The shared delta-base cache: decoded objects that delta chains are built on, keyed by
+//! (pack, offset), bounded in bytes, evicting least-recently-used entries one at a time.
+//!
+//! libgit2 keeps 16 MiB per pack, never caches bases over 1 MiB and drops *everything* when full;
+//! this cache is one budget for the whole store, takes big bases too (up to the budget of a
+//! shard group, see [`DeltaBaseCache::insert`]), and evicts only as much as it must.
+//!
+//! It is sharded so that threads reading different objects rarely meet on a lock: a shard is a
+//! small LRU (hash map + intrusive doubly-linked list in a slab). The byte total is global; an
+//! insert that pushes it over budget evicts from its own shard first, then from the others.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::format::pack::ObjectKind;
+
+const SHARDS: usize = 16;
+const NIL: usize = usize::MAX;
+
+/// Identifies an entry: the store-unique pack number and the entry's offset in that pack.
+pub type CacheKey = (u64, u64);
+
+/// A cached, fully decoded object.
+#[derive(Clone, Debug)]
+pub struct CachedObject {
+    /// Its type.
+    pub kind: ObjectKind,
+    /// Its bytes.
+    pub data: Arc<[u8]>,
+}
+
+struct Node {
+    key: CacheKey,
+    value: CachedObject,
+    prev: usize,
+    next: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<CacheKey, usize>,
+    nodes: Vec<Node>,
+    free: Vec<usize>,
+    /// Most recently used.
+    head: usize,
+    /// Least recently used.
+    tail: usize,
+    bytes: usize,
+}
+
+impl Shard {
+    fn new() -> Shard {
+        Shard { head: NIL, tail: NIL, ..Shard::default() }
+    }
+
+    fn unlink(&mut self, index: usize) {
+        let (prev, next) = (self.nodes[index].prev, self.nodes[index].next);
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.nodes[prev].next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            self.nodes[next].prev = prev;
+        }
+    }
+
+    fn push_front(&mut self, index: usize) {
+        self.nodes[index].prev = NIL;
+        self.nodes[index].next = self.head;
+        if self.head != NIL {
+            self.nodes[self.head].prev = index;
+        }
+        self.head = index;
+        if self.tail == NIL {
+            self.tail = index;
+        }
+    }
+
+    fn get(&mut self, key: &CacheKey) -> Option<CachedObject> {
+        let index = *self.map.get(key)?;
+        if self.head != index {
+            self.unlink(index);
+            self.push_front(index);
+        }
+        Some(self.nodes[index].value.clone())
+    }
+
+    /// Inserts; returns the bytes added (0 when the key was already present).
+    fn insert(&mut self, key: CacheKey, value: CachedObject) -> usize {
+        if self.map.contains_key(&key) {
+            return 0;
+        }
+        let size = value.data.len();
+        let node = Node { key, value, prev: NIL, next: NIL };
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.nodes[index] = node;
+                index
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        };
+        self.map.insert(key, index);
+        self.push_front(index);
+        self.bytes += size;
+        size
+    }
+
+    /// Evicts the least recently used entry; returns its size, or `None` when empty.
+    fn evict_one(&mut self) -> Option<usize> {
+        let index = self.tail;
+        if index == NIL {
+            return None;
+        }
+        self.unlink(index);
+        let key = self.nodes[index].key;
+        self.map.remove(&key);
+        let size = self.nodes[index].value.data.len();
+        // Drop the bytes now rather than when the slot is reused.
+        self.nodes[index].value.data = Arc::from(&[][..]);
+        self.free.push(index);
+        self.bytes -= size;
+        Some(size)
+    }
+}
+
+/// The store-wide cache of delta bases.
+pub struct DeltaBaseCache {
+    shards: Box<[Mutex<Shard>]>,
+    budget: usize,
+    total: AtomicUsize,
+}
+
+impl std::fmt::Debug for DeltaBaseCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeltaBaseCache")
+            .field("budget", &self.budget)
+            .field("total", &self.total.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl DeltaBaseCache {
+    /// A cache holding at most `budget` bytes of object data (0 disables it).
+    pub fn new(budget: usize) -> DeltaBaseCache {
+        DeltaBaseCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+            budget,
+            total: AtomicUsize::new(0),
+        }
+    }
+
+    fn shard_of(key: &CacheKey) -> usize {
+        // Offsets are spread well; mixing in the pack number keeps two packs' early entries apart.
+        let mixed = key.1 ^ key.0.rotate_left(29);
+        (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS
+    }
+
+    /// Bytes currently held.
+    pub fn bytes(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Looks an entry up and marks it most recently used.
+    pub fn get(&self, key: &CacheKey) -> Option<CachedObject> {
+        if self.budget == 0 || self.total.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.shards[Self::shard_of(key)].lock().get(key)
+    }
+
+    /// Inserts an entry unless it is larger than half the budget (one huge base would otherwise
+    /// flush everything else for a single use). Room is made first by evicting least-recently-used
+    /// entries, from the entry's own shard and then from the others, so the total never exceeds
+    /// the budget and the new entry is never its own victim.
+    pub fn insert(&self, key: CacheKey, value: CachedObject) {
+        let size = value.data.len();
+        if self.budget == 0 || size > self.budget / 2 {
+            return;
+        }
+        let home = Self::shard_of(&key);
+        let mut shard = home;
+        let mut empty_shards = 0;
+        while self.total.load(Ordering::Relaxed) + size > self.budget && empty_shards < SHARDS {
+            match self.shards[shard].lock().evict_one() {
+                Some(freed) => {
+                    self.total.fetch_sub(freed, Ordering::Relaxed);
+                    empty_shards = 0;
+                }
+                None => {
+                    empty_shards += 1;
+                    shard = (shard + 1) % SHARDS;
+                }
+            }
+        }
+        let added = self.shards[home].lock().insert(key, value);
+        self.total.fetch_add(added, Ordering::Relaxed);
+    }
+
+    /// Drops every entry of one pack (when the pack leaves the store).
+    pub fn forget_pack(&self, pack: u64) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            let doomed: Vec<usize> =
+                shard.map.iter().filter(|(key, _)| key.0 == pack).map(|(_, &i)| i).collect();
+            for index in doomed {
+                shard.unlink(index);
+                let key = shard.nodes[index].key;
+                shard.map.remove(&key);
+                let size = shard.nodes[index].value.data.len();
+                shard.nodes[index].value.data = Arc::from(&[][..]);
+                shard.free.push(index);
+                shard.bytes -= size;
+                self.total.fetch_sub(size, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(len: usize) -> CachedObject {
+        CachedObject { kind: ObjectKind::Blob, data: vec![7u8; len].into() }
+    }
+
+    #[test]
+    fn evicts_least_recently_used_within_budget() {
+        let cache = DeltaBaseCache::new(1000);
+        for offset in 0..20u64 {
+            cache.insert((1, offset), object(100));
+            assert!(cache.bytes() <= 1000, "over budget after insert {offset}");
+        }
+        // The newest entries survive, the oldest are gone.
+        assert!(cache.get(&(1, 19)).is_some());
+        assert!(cache.get(&(1, 0)).is_none());
+        assert_eq!(cache.bytes(), 1000);
+    }
+
+    #[test]
+    fn recently_used_entry_survives() {
+        // Keys of one shard, so eviction order is exactly LRU.
+        let home = DeltaBaseCache::shard_of(&(1, 0));
+        let keys: Vec<CacheKey> = (0..10_000u64)
+            .map(|offset| (1, offset))
+            .filter(|key| DeltaBaseCache::shard_of(key) == home)
+            .take(12)
+            .collect();
+        let cache = DeltaBaseCache::new(400);
+        cache.insert(keys[0], object(100));
+        for (i, key) in keys.iter().enumerate().skip(1) {
+            assert!(cache.get(&keys[0]).is_some(), "touched entry evicted at insert {i}");
+            cache.insert(*key, object(100));
+            assert!(cache.bytes() <= 400);
+        }
+        assert!(cache.get(&keys[1]).is_none(), "untouched old entry should be gone");
+    }
+
+    #[test]
+    fn refuses_oversized_and_forgets_packs() {
+        let cache = DeltaBaseCache::new(1000);
+        cache.insert((1, 1), object(600));
+        assert!(cache.get(&(1, 1)).is_none());
+        cache.insert((2, 1), object(100));
+        cache.insert((3, 1), object(100));
+        cache.forget_pack(2);
+        assert!(cache.get(&(2, 1)).is_none());
+        assert!(cache.get(&(3, 1)).is_some());
+        assert_eq!(cache.bytes(), 100);
+        assert!(DeltaBaseCache::new(0).get(&(3, 1)).is_none());
+    }
+}

@@ -1,0 +1,261 @@
+//! Turning a pack entry into an object: walking delta chains (OFS and REF), inflating, applying
+//! deltas, and resolving the final type and size without inflating whole objects.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::pack::{self, EntryKind, ObjectKind};
+use crate::format::{delta, pack::Entry};
+use crate::oid::{HASH_LEN, ObjectId};
+use crate::zlib;
+
+use super::Store;
+use super::cache::CachedObject;
+use super::pack::{Pack, PackData};
+use super::packset::{Location, PackSet};
+
+/// Where the decoded object goes. The FFI layer hands out a buffer from the host's allocator so
+/// the common case (a whole object) is inflated straight into memory libgit2 will own.
+pub trait ObjectSink {
+    /// Returns a writable buffer of exactly `len` bytes for an object of type `kind`.
+    fn buffer(&mut self, kind: ObjectKind, len: usize) -> Result<&mut [u8]>;
+}
+
+/// An [`ObjectSink`] into a `Vec`, for Rust callers and tests.
+#[derive(Debug, Default)]
+pub struct VecSink {
+    /// The object's type, once decoded.
+    pub kind: Option<ObjectKind>,
+    /// The object's body.
+    pub data: Vec<u8>,
+}
+
+impl ObjectSink for VecSink {
+    fn buffer(&mut self, kind: ObjectKind, len: usize) -> Result<&mut [u8]> {
+        self.kind = Some(kind);
+        self.data.clear();
+        self.data.try_reserve_exact(len).map_err(|_| Error::OutOfMemory(len))?;
+        self.data.resize(len, 0);
+        Ok(&mut self.data)
+    }
+}
+
+/// Longest delta chain followed before giving up: git's chains are at most `--depth` (default
+/// 50, at most 4095), so this only stops REF_DELTA loops in hostile packs.
+const MAX_CHAIN: usize = 10_000;
+
+/// One delta waiting to be applied.
+struct Link {
+    pack: Arc<Pack>,
+    data: Arc<PackData>,
+    offset: u64,
+    entry: Entry,
+}
+
+/// The start of a chain: what the deltas apply to.
+enum Root {
+    Cached(CachedObject),
+    Whole { pack: Arc<Pack>, data: Arc<PackData>, offset: u64, entry: Entry, kind: ObjectKind },
+}
+
+impl Store {
+    /// The mapped data of `pack`, mapping it (and enforcing the map budget) on first use.
+    fn pack_data(&self, pack: &Arc<Pack>) -> Result<Arc<PackData>> {
+        let (data, newly_mapped) = pack.data(&self.maps)?;
+        if newly_mapped {
+            self.enforce_map_budget(pack);
+        }
+        pack.touch(self.epoch());
+        Ok(data)
+    }
+
+    fn parse_entry(&self, pack: &Pack, data: &PackData, offset: u64) -> Result<Entry> {
+        pack::parse_entry(&data.bytes, offset).map_err(|source| Error::Pack {
+            path: pack.pack_path().to_owned(),
+            offset,
+            source,
+        })
+    }
+
+    /// Finds the base of a REF_DELTA: in the same pack first (where git puts it), then anywhere
+    /// in the store (robust against packs that rely on a sibling, as gitoxide allows).
+    fn locate_ref_base(&self, set: &PackSet, pack: &Arc<Pack>, base: &ObjectId) -> Result<Location> {
+        if let Ok(index) = pack.index() {
+            if let Some(position) = index.find(base) {
+                let offset = index
+                    .offset_at(position)
+                    .map_err(|source| Error::Index { path: pack.idx_path().to_owned(), source })?;
+                return Ok(Location { pack: pack.clone(), offset });
+            }
+        }
+        match set.locate(base, 0)? {
+            Some((location, _)) => Ok(location),
+            None => Err(Error::Inconsistent {
+                path: pack.pack_path().to_owned(),
+                what: format!("delta base {base} is missing"),
+            }),
+        }
+    }
+
+    fn check_size(&self, pack: &Pack, size: u64, what: &str) -> Result<usize> {
+        if size > self.options.max_object_size {
+            return Err(Error::Limit {
+                path: pack.pack_path().to_owned(),
+                what: format!(
+                    "{what} of {size} bytes exceeds the maximum object size of {} bytes",
+                    self.options.max_object_size
+                ),
+            });
+        }
+        usize::try_from(size).map_err(|_| Error::OutOfMemory(usize::MAX))
+    }
+
+    /// Inflates an entry's zlib stream into `out` (exactly `out.len()` bytes).
+    fn inflate_entry(&self, pack: &Pack, data: &PackData, offset: u64, entry: &Entry, out: &mut [u8]) -> Result<()> {
+        let end = data.bytes.len() - HASH_LEN;
+        let input = usize::try_from(entry.data_offset)
+            .ok()
+            .and_then(|start| data.bytes.get(start..end))
+            .ok_or_else(|| Error::Inconsistent {
+                path: pack.pack_path().to_owned(),
+                what: format!("entry at offset {offset} has its data past the end of the pack"),
+            })?;
+        zlib::inflate_exact(input, out)
+            .map(|_| ())
+            .map_err(|source| Error::Zlib { path: pack.pack_path().to_owned(), offset, source })
+    }
+
+    fn inflate_to_vec(&self, pack: &Pack, data: &PackData, offset: u64, entry: &Entry) -> Result<Vec<u8>> {
+        let len = self.check_size(pack, entry.size, "entry")?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(len).map_err(|_| Error::OutOfMemory(len))?;
+        out.resize(len, 0);
+        self.inflate_entry(pack, data, offset, entry, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decodes the object at `location` into `sink`; returns its type.
+    pub(crate) fn decode(&self, set: &PackSet, location: &Location, sink: &mut dyn ObjectSink) -> Result<ObjectKind> {
+        let mut pack = location.pack.clone();
+        let mut data = self.pack_data(&pack)?;
+        let mut offset = location.offset;
+        let mut chain: Vec<Link> = Vec::new();
+        let root = loop {
+            if !chain.is_empty() {
+                if let Some(cached) = self.cache.get(&(pack.number, offset)) {
+                    break Root::Cached(cached);
+                }
+            }
+            let entry = self.parse_entry(&pack, &data, offset)?;
+            match entry.kind {
+                EntryKind::Base(kind) => break Root::Whole { pack, data, offset, entry, kind },
+                EntryKind::OfsDelta { base_offset } => {
+                    chain.push(Link { pack: pack.clone(), data: data.clone(), offset, entry });
+                    offset = base_offset;
+                }
+                EntryKind::RefDelta { base } => {
+                    chain.push(Link { pack: pack.clone(), data: data.clone(), offset, entry });
+                    let next = self.locate_ref_base(set, &pack, &base)?;
+                    if !Arc::ptr_eq(&next.pack, &pack) {
+                        data = self.pack_data(&next.pack)?;
+                        pack = next.pack;
+                    }
+                    offset = next.offset;
+                }
+            }
+            if chain.len() > MAX_CHAIN {
+                return Err(Error::Limit {
+                    path: pack.pack_path().to_owned(),
+                    what: format!("delta chain longer than {MAX_CHAIN} (a loop?) at offset {offset}"),
+                });
+            }
+        };
+
+        // No delta: inflate straight into the caller's buffer.
+        let (kind, mut current): (ObjectKind, Arc<[u8]>) = match root {
+            Root::Whole { pack, data, offset, entry, kind } => {
+                if chain.is_empty() {
+                    let len = self.check_size(&pack, entry.size, "object")?;
+                    let out = sink.buffer(kind, len)?;
+                    self.inflate_entry(&pack, &data, offset, &entry, out)?;
+                    return Ok(kind);
+                }
+                let bytes: Arc<[u8]> = self.inflate_to_vec(&pack, &data, offset, &entry)?.into();
+                self.cache.insert((pack.number, offset), CachedObject { kind, data: bytes.clone() });
+                (kind, bytes)
+            }
+            Root::Cached(cached) => (cached.kind, cached.data),
+        };
+
+        let mut result = Vec::new();
+        while let Some(link) = chain.pop() {
+            let delta_bytes = self.inflate_to_vec(&link.pack, &link.data, link.offset, &link.entry)?;
+            delta::apply(&current, &delta_bytes, self.options.max_object_size, &mut result).map_err(
+                |source| Error::Delta { path: link.pack.pack_path().to_owned(), offset: link.offset, source },
+            )?;
+            if chain.is_empty() {
+                let out = sink.buffer(kind, result.len())?;
+                out.copy_from_slice(&result);
+                return Ok(kind);
+            }
+            // An intermediate result is the base of the next delta: keep it for other chains.
+            current = Arc::from(&result[..]);
+            self.cache.insert((link.pack.number, link.offset), CachedObject { kind, data: current.clone() });
+        }
+        unreachable!("a chain with deltas returns from inside the loop")
+    }
+
+    /// Final type and size of the object at `location`, reading only entry headers and the
+    /// first bytes of one delta (libgit2 #3759: never inflate whole objects for a header).
+    pub(crate) fn decode_header(&self, set: &PackSet, location: &Location) -> Result<(ObjectKind, u64)> {
+        let mut pack = location.pack.clone();
+        let mut data = self.pack_data(&pack)?;
+        let mut offset = location.offset;
+        let mut size = None;
+        for _ in 0..=MAX_CHAIN {
+            if size.is_some() {
+                if let Some(cached) = self.cache.get(&(pack.number, offset)) {
+                    return Ok((cached.kind, size.unwrap_or_default()));
+                }
+            }
+            let entry = self.parse_entry(&pack, &data, offset)?;
+            let base_location = match entry.kind {
+                EntryKind::Base(kind) => return Ok((kind, size.unwrap_or(entry.size))),
+                EntryKind::OfsDelta { base_offset } => Location { pack: pack.clone(), offset: base_offset },
+                EntryKind::RefDelta { base } => self.locate_ref_base(set, &pack, &base)?,
+            };
+            if size.is_none() {
+                size = Some(self.delta_result_size(&pack, &data, offset, &entry)?);
+            }
+            if !Arc::ptr_eq(&base_location.pack, &pack) {
+                data = self.pack_data(&base_location.pack)?;
+                pack = base_location.pack;
+            }
+            offset = base_location.offset;
+        }
+        Err(Error::Limit {
+            path: pack.pack_path().to_owned(),
+            what: format!("delta chain longer than {MAX_CHAIN} (a loop?) at offset {offset}"),
+        })
+    }
+
+    /// The result size a delta declares, from the first bytes of its stream.
+    fn delta_result_size(&self, pack: &Pack, data: &PackData, offset: u64, entry: &Entry) -> Result<u64> {
+        // Two varints of at most 10 bytes each.
+        let mut head = [0u8; 20];
+        let want = head.len().min(usize::try_from(entry.size).unwrap_or(usize::MAX));
+        let end = data.bytes.len() - HASH_LEN;
+        let input = usize::try_from(entry.data_offset)
+            .ok()
+            .and_then(|start| data.bytes.get(start..end))
+            .unwrap_or(&[]);
+        let produced = zlib::inflate_prefix(input, &mut head[..want])
+            .map_err(|source| Error::Zlib { path: pack.pack_path().to_owned(), offset, source })?;
+        let header = delta::parse_header(&head[..produced]).map_err(|source| Error::Delta {
+            path: pack.pack_path().to_owned(),
+            offset,
+            source,
+        })?;
+        Ok(header.result_size)
+    }
+}

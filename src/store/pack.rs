@@ -1,0 +1,221 @@
+//! One pack of the store: its paths, and its index and data mapped lazily on first use.
+//!
+//! Nothing is opened when a pack is discovered (a directory of thousands of packs costs one
+//! `readdir`). The index is mapped on the first lookup that needs it; the data on the first read.
+//! Both live behind `ArcSwapOption`, so readers take no lock: a reader clones an `Arc` of the
+//! mapping and keeps it valid for as long as it decodes, even if the store drops the mapping
+//! (budget eviction, pack removed by a repack) in the meantime.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::format::idx::PackIndex;
+use crate::format::pack;
+use crate::mmap::Mmap;
+
+/// A mapped `.idx`.
+pub type IndexMap = PackIndex<Mmap>;
+
+/// A mapped `.pack`, header checked against its index.
+#[derive(Debug)]
+pub struct PackData {
+    /// The whole file.
+    pub bytes: Mmap,
+    _ticket: MapTicket,
+}
+
+/// Live pack-data mappings of a store: what the mapped-bytes and mapped-files limits bound.
+#[derive(Debug, Default)]
+pub struct MapCounter {
+    /// Bytes mapped.
+    pub bytes: AtomicU64,
+    /// Mappings alive.
+    pub files: AtomicU64,
+}
+
+/// Accounts one mapping in a [`MapCounter`] for as long as it lives, including while a reader
+/// still holds it after the store let go.
+#[derive(Debug)]
+struct MapTicket {
+    counter: Arc<MapCounter>,
+    len: u64,
+}
+
+impl MapTicket {
+    fn new(counter: &Arc<MapCounter>, len: u64) -> MapTicket {
+        counter.bytes.fetch_add(len, Ordering::Relaxed);
+        counter.files.fetch_add(1, Ordering::Relaxed);
+        MapTicket { counter: counter.clone(), len }
+    }
+}
+
+impl Drop for MapTicket {
+    fn drop(&mut self) {
+        self.counter.bytes.fetch_sub(self.len, Ordering::Relaxed);
+        self.counter.files.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What is known about a pack from the directory listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackFileInfo {
+    /// Size of the `.pack` in bytes.
+    pub size: u64,
+    /// Modification time of the `.pack`.
+    pub mtime: SystemTime,
+}
+
+/// One pack of the store.
+#[derive(Debug)]
+pub struct Pack {
+    /// Store-unique number (cache keys; never reused within a process).
+    pub number: u64,
+    /// The `.idx` basename, as the MIDX names it (`pack-<hash>.idx`).
+    pub idx_name: String,
+    idx_path: PathBuf,
+    pack_path: PathBuf,
+    /// Size and mtime of the `.pack` when it was discovered.
+    pub info: PackFileInfo,
+    index: ArcSwapOption<IndexMap>,
+    data: ArcSwapOption<PackData>,
+    /// Serialises opening (two threads must not both map the same file) and remembers a
+    /// permanent failure so a broken file is not re-read on every lookup.
+    open_lock: Mutex<OpenState>,
+    /// Store epoch of the last read, for least-recently-used unmapping.
+    pub last_used: AtomicU64,
+    /// Unix seconds of the last `freshen`, to touch at most once per two seconds like libgit2.
+    pub last_freshened: AtomicI64,
+}
+
+#[derive(Debug, Default)]
+struct OpenState {
+    index_error: Option<String>,
+}
+
+impl Pack {
+    /// A pack not yet opened.
+    pub fn new(number: u64, pack_dir: &Path, idx_name: String, info: PackFileInfo) -> Pack {
+        let idx_path = pack_dir.join(&idx_name);
+        let pack_path = idx_path.with_extension("pack");
+        Pack {
+            number,
+            idx_name,
+            idx_path,
+            pack_path,
+            info,
+            index: ArcSwapOption::empty(),
+            data: ArcSwapOption::empty(),
+            open_lock: Mutex::new(OpenState::default()),
+            last_used: AtomicU64::new(0),
+            last_freshened: AtomicI64::new(0),
+        }
+    }
+
+    /// Path of the `.pack`.
+    pub fn pack_path(&self) -> &Path {
+        &self.pack_path
+    }
+
+    /// Path of the `.idx`.
+    pub fn idx_path(&self) -> &Path {
+        &self.idx_path
+    }
+
+    /// The index, mapped and validated on first use.
+    pub fn index(&self) -> Result<Arc<IndexMap>> {
+        if let Some(index) = self.index.load_full() {
+            return Ok(index);
+        }
+        let mut state = self.open_lock.lock();
+        if let Some(index) = self.index.load_full() {
+            return Ok(index);
+        }
+        if let Some(what) = &state.index_error {
+            return Err(Error::Inconsistent { path: self.idx_path.clone(), what: what.clone() });
+        }
+        let (map, _) = Mmap::open(&self.idx_path).map_err(|e| self.open_error(&self.idx_path, e))?;
+        let index = match PackIndex::from_bytes(map) {
+            Ok(index) => Arc::new(index),
+            Err(source) => {
+                // The file will not change in place: remember, don't re-validate on every miss.
+                state.index_error = Some(format!("corrupt pack index: {source}"));
+                return Err(Error::Index { path: self.idx_path.clone(), source });
+            }
+        };
+        self.index.store(Some(index.clone()));
+        Ok(index)
+    }
+
+    /// The pack data, mapped on first use and checked against the index as git and libgit2 do
+    /// (object count, trailing checksum), so a pack that does not belong to its index is never
+    /// read. Returns the data and whether this call mapped it (for the store's map budget).
+    pub fn data(&self, counter: &Arc<MapCounter>) -> Result<(Arc<PackData>, bool)> {
+        if let Some(data) = self.data.load_full() {
+            return Ok((data, false));
+        }
+        let index = self.index()?;
+        let _state = self.open_lock.lock();
+        if let Some(data) = self.data.load_full() {
+            return Ok((data, false));
+        }
+        let (bytes, _) =
+            Mmap::open(&self.pack_path).map_err(|e| self.open_error(&self.pack_path, e))?;
+        let corrupt = |source| Error::Pack { path: self.pack_path.clone(), offset: 0, source };
+        let header = pack::parse_header(&bytes).map_err(corrupt)?;
+        let inconsistent = |what: String| Error::Inconsistent { path: self.pack_path.clone(), what };
+        if header.num_objects as usize != index.num_objects() {
+            return Err(inconsistent(format!(
+                "pack has {} objects but its index lists {}",
+                header.num_objects,
+                index.num_objects()
+            )));
+        }
+        let trailer = &bytes[bytes.len() - crate::oid::HASH_LEN..];
+        if trailer != index.pack_checksum().as_bytes() {
+            return Err(inconsistent(format!(
+                "pack checksum does not match its index ({})",
+                index.pack_checksum()
+            )));
+        }
+        let ticket = MapTicket::new(counter, bytes.len() as u64);
+        let data = Arc::new(PackData { bytes, _ticket: ticket });
+        self.data.store(Some(data.clone()));
+        Ok((data, true))
+    }
+
+    /// Drops the store's reference to the data mapping (readers holding it keep it alive).
+    pub fn unmap_data(&self) {
+        self.data.store(None);
+    }
+
+    /// Whether the data is mapped now.
+    pub fn is_data_mapped(&self) -> bool {
+        self.data.load().is_some()
+    }
+
+    /// A vanished file means "not here" (a repack removed it; a refresh will drop the pack and
+    /// the odb will retry), anything else is an I/O error naming the file.
+    fn open_error(&self, path: &Path, error: std::io::Error) -> Error {
+        if error.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound
+        } else {
+            Error::io(path, error)
+        }
+    }
+
+    /// Records a read at `epoch` for LRU unmapping, writing only when it changes so readers of
+    /// one hot pack do not bounce its cache line between cores.
+    #[inline]
+    pub fn touch(&self, epoch: u64) {
+        if self.last_used.load(Ordering::Relaxed) != epoch {
+            self.last_used.store(epoch, Ordering::Relaxed);
+        }
+    }
+
+}

@@ -1,0 +1,367 @@
+//! An immutable snapshot of the pack directory: the packs, the MIDX (a single file or the
+//! layers of an incremental chain) and which packs it covers. Readers load the current snapshot
+//! lock-free; `refresh` builds a new one and swaps it in.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::error::{Error, Result};
+use crate::format::PrefixMatch;
+use crate::format::midx::{self, MultiPackIndex};
+use crate::mmap::Mmap;
+use crate::oid::{ObjectId, Prefix};
+
+use super::pack::{Pack, PackFileInfo};
+
+/// Name of the single-file MIDX inside the pack directory.
+pub const MIDX_NAME: &str = "multi-pack-index";
+/// Directory of an incremental MIDX chain inside the pack directory.
+pub const MIDX_CHAIN_DIR: &str = "multi-pack-index.d";
+/// The chain file inside [`MIDX_CHAIN_DIR`].
+pub const MIDX_CHAIN_FILE: &str = "multi-pack-index-chain";
+
+/// Identity of a file or directory at one moment: changes whenever it is replaced or modified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    ino: u64,
+    dev: u64,
+    size: u64,
+    mtime_ns: i128,
+}
+
+impl FileStamp {
+    /// Stats `path`; `None` if it does not exist.
+    pub fn of(path: &Path) -> io::Result<Option<FileStamp>> {
+        use std::os::unix::fs::MetadataExt;
+        match fs::metadata(path) {
+            Ok(meta) => Ok(Some(FileStamp {
+                ino: meta.ino(),
+                dev: meta.dev(),
+                size: meta.len(),
+                mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the stamp's mtime is too close to `now` to prove nothing else changed in the same
+    /// timestamp tick (file systems with coarse clocks; libgit2 #932). A racy stamp forces the
+    /// next refresh to rescan.
+    fn is_racy(&self, now: SystemTime) -> bool {
+        let now_ns = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+        now_ns - self.mtime_ns < RACY_WINDOW.as_nanos() as i128
+    }
+}
+
+/// How recent a change must be for its stamp not to be trusted (covers 1-2 s timestamp
+/// granularity and clock skew between the writer and us).
+const RACY_WINDOW: Duration = Duration::from_secs(3);
+
+/// What `refresh` compares to decide whether anything changed: the pack directory (packs added
+/// or removed, MIDX renamed into place), the MIDX file and the chain file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirStamp {
+    pack_dir: Option<FileStamp>,
+    midx: Option<FileStamp>,
+    chain: Option<FileStamp>,
+    chain_dir: Option<FileStamp>,
+}
+
+impl DirStamp {
+    /// Stats the pack directory and the MIDX files: four `stat` calls.
+    pub fn read(pack_dir: &Path) -> io::Result<DirStamp> {
+        let chain_dir = pack_dir.join(MIDX_CHAIN_DIR);
+        Ok(DirStamp {
+            pack_dir: FileStamp::of(pack_dir)?,
+            midx: FileStamp::of(&pack_dir.join(MIDX_NAME))?,
+            chain: FileStamp::of(&chain_dir.join(MIDX_CHAIN_FILE))?,
+            chain_dir: FileStamp::of(&chain_dir)?,
+        })
+    }
+
+    /// Whether any part changed too recently to be trusted.
+    pub fn is_racy(&self, now: SystemTime) -> bool {
+        [self.pack_dir, self.midx, self.chain, self.chain_dir]
+            .iter()
+            .flatten()
+            .any(|stamp| stamp.is_racy(now))
+    }
+}
+
+/// One loaded MIDX file: a whole MIDX, or one layer of a chain.
+#[derive(Debug)]
+pub struct MidxLayer {
+    /// The parsed file.
+    pub file: MultiPackIndex<Mmap>,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its packs, by the layer's local pack id.
+    pub packs: Vec<Arc<Pack>>,
+}
+
+/// Where an object lives.
+#[derive(Clone, Debug)]
+pub struct Location {
+    /// The pack.
+    pub pack: Arc<Pack>,
+    /// Offset of the entry in the pack.
+    pub offset: u64,
+}
+
+/// The packs and MIDX of one moment.
+#[derive(Debug, Default)]
+pub struct PackSet {
+    /// MIDX layers, tip first (a single-file MIDX is one layer). Empty without a MIDX.
+    pub midx: Vec<MidxLayer>,
+    /// Packs no MIDX layer covers, newest mtime first (recent packs are likelier to be hit).
+    pub uncovered: Vec<Arc<Pack>>,
+    /// Every pack, by `.idx` name.
+    pub by_name: HashMap<String, Arc<Pack>>,
+    /// The directory state this snapshot was built from (`None`: build it again next time).
+    pub stamp: Option<DirStamp>,
+}
+
+impl PackSet {
+    /// Finds an object: MIDX layers first, then the uncovered packs starting at `hint` (the last
+    /// pack this caller found something in). On a hit returns the location and the position of
+    /// the pack in `uncovered` (for the caller's next hint).
+    pub fn locate(&self, oid: &ObjectId, hint: usize) -> Result<Option<(Location, Option<usize>)>> {
+        for layer in &self.midx {
+            if let Some(index) = layer.file.find(oid) {
+                let (pack_id, offset) = layer.file.pack_and_offset(index).map_err(|source| {
+                    Error::Midx { path: layer.path.clone(), source }
+                })?;
+                // `pack_and_offset` checked the id against the layer's pack count, and the layer
+                // holds exactly that many packs.
+                let pack = layer.packs.get(pack_id as usize).ok_or_else(|| Error::Inconsistent {
+                    path: layer.path.clone(),
+                    what: format!("pack id {pack_id} out of range"),
+                })?;
+                return Ok(Some((Location { pack: pack.clone(), offset }, None)));
+            }
+        }
+        let count = self.uncovered.len();
+        for step in 0..count {
+            let position = (hint + step) % count;
+            let pack = &self.uncovered[position];
+            let index = match pack.index() {
+                Ok(index) => index,
+                // A pack whose index is unusable holds nothing we can serve (libgit2 does the
+                // same); its objects may still be found in another pack.
+                Err(_) => continue,
+            };
+            if let Some(found) = index.find(oid) {
+                let offset = index
+                    .offset_at(found)
+                    .map_err(|source| Error::Index { path: pack.idx_path().to_owned(), source })?;
+                return Ok(Some((Location { pack: pack.clone(), offset }, Some(position))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Resolves a prefix across the whole snapshot: `Ok(None)` if nothing matches, the single
+    /// matching id with one location, or [`Error::Ambiguous`] when two distinct ids match. The
+    /// same object in several packs is one match.
+    pub fn locate_prefix(&self, prefix: &Prefix) -> Result<Option<(ObjectId, Location)>> {
+        let mut found: Option<(ObjectId, Location)> = None;
+        let mut accept = |oid: ObjectId, location: Location| -> Result<()> {
+            match &found {
+                Some((existing, _)) if *existing != oid => Err(ambiguous(prefix)),
+                Some(_) => Ok(()),
+                None => {
+                    found = Some((oid, location));
+                    Ok(())
+                }
+            }
+        };
+        for layer in &self.midx {
+            match layer.file.find_prefix(prefix) {
+                PrefixMatch::None => {}
+                PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
+                PrefixMatch::One(index) => {
+                    let (pack_id, offset) = layer
+                        .file
+                        .pack_and_offset(index)
+                        .map_err(|source| Error::Midx { path: layer.path.clone(), source })?;
+                    let Some(pack) = layer.packs.get(pack_id as usize) else { continue };
+                    accept(layer.file.oid_at(index), Location { pack: pack.clone(), offset })?;
+                }
+            }
+        }
+        for pack in &self.uncovered {
+            let Ok(index) = pack.index() else { continue };
+            match index.find_prefix(prefix) {
+                PrefixMatch::None => {}
+                PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
+                PrefixMatch::One(position) => {
+                    let offset = index
+                        .offset_at(position)
+                        .map_err(|source| Error::Index { path: pack.idx_path().to_owned(), source })?;
+                    accept(index.oid_at(position), Location { pack: pack.clone(), offset })?;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every pack of the snapshot (covered or not).
+    pub fn packs(&self) -> impl Iterator<Item = &Arc<Pack>> {
+        self.by_name.values()
+    }
+}
+
+fn ambiguous(prefix: &Prefix) -> Error {
+    let hex = prefix.id().to_hex();
+    Error::Ambiguous(hex[..prefix.hex_len()].to_owned())
+}
+
+/// Builds snapshots: scans the pack directory and loads MIDX files, reusing whatever the
+/// previous snapshot already has (pack objects with their maps, an unchanged MIDX).
+pub struct Scanner<'a> {
+    /// The pack directory.
+    pub pack_dir: &'a Path,
+    /// Whether to read MIDX files at all (`core.multiPackIndex`).
+    pub use_midx: bool,
+    /// Hands out store-unique pack numbers.
+    pub next_number: &'a dyn Fn() -> u64,
+}
+
+/// Why a MIDX was not used (reported to whoever wants to know; the store keeps working).
+#[derive(Debug)]
+pub struct MidxProblem {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub what: String,
+}
+
+impl Scanner<'_> {
+    /// Builds a snapshot of the directory as it is now. `previous` lends its packs and MIDX.
+    pub fn scan(&self, previous: &PackSet, stamp: DirStamp, now: SystemTime) -> Result<(PackSet, Vec<MidxProblem>)> {
+        let mut problems = Vec::new();
+        let mut by_name = HashMap::new();
+        let entries = match fs::read_dir(self.pack_dir) {
+            Ok(entries) => entries,
+            // No pack directory (yet): an empty store, like libgit2, but one that notices when
+            // the directory appears.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok((PackSet { stamp: Some(stamp), ..PackSet::default() }, problems));
+            }
+            Err(e) => return Err(Error::io(self.pack_dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(self.pack_dir, e))?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Some(stem) = name.strip_suffix(".idx") else { continue };
+            let pack_path = self.pack_dir.join(format!("{stem}.pack"));
+            // Like git and libgit2: an index counts only with its pack next to it.
+            let Ok(meta) = fs::metadata(&pack_path) else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let info = PackFileInfo {
+                size: meta.len(),
+                mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            };
+            let pack = match previous.by_name.get(&name) {
+                // Same name and same file: keep the pack with its maps and caches.
+                Some(pack) if pack.info == info => pack.clone(),
+                _ => Arc::new(Pack::new((self.next_number)(), self.pack_dir, name.clone(), info)),
+            };
+            by_name.insert(name, pack);
+        }
+
+        let midx = if self.use_midx {
+            self.load_midx(&by_name, &mut problems)
+        } else {
+            Vec::new()
+        };
+        let covered: std::collections::HashSet<&str> = midx
+            .iter()
+            .flat_map(|layer| layer.packs.iter().map(|pack| pack.idx_name.as_str()))
+            .collect();
+        let mut uncovered: Vec<Arc<Pack>> = by_name
+            .values()
+            .filter(|pack| !covered.contains(pack.idx_name.as_str()))
+            .cloned()
+            .collect();
+        uncovered.sort_by(|a, b| b.info.mtime.cmp(&a.info.mtime).then(a.idx_name.cmp(&b.idx_name)));
+        let stamp = (!stamp.is_racy(now)).then_some(stamp);
+        Ok((PackSet { midx, uncovered, by_name, stamp }, problems))
+    }
+
+    /// Loads `multi-pack-index`, or else the chain in `multi-pack-index.d/`. A file that fails
+    /// to parse or names a pack that is not in the directory is skipped with a problem report.
+    fn load_midx(
+        &self,
+        packs: &HashMap<String, Arc<Pack>>,
+        problems: &mut Vec<MidxProblem>,
+    ) -> Vec<MidxLayer> {
+        let single = self.pack_dir.join(MIDX_NAME);
+        match self.load_layer(&single, packs) {
+            Ok(Some(layer)) => return vec![layer],
+            Ok(None) => {}
+            Err(what) => problems.push(MidxProblem { path: single, what }),
+        }
+        let chain_dir = self.pack_dir.join(MIDX_CHAIN_DIR);
+        let chain_path = chain_dir.join(MIDX_CHAIN_FILE);
+        let hashes = match fs::read(&chain_path) {
+            Ok(bytes) => match midx::parse_chain(&bytes) {
+                Ok(hashes) => hashes,
+                Err(source) => {
+                    problems.push(MidxProblem { path: chain_path, what: source.to_string() });
+                    return Vec::new();
+                }
+            },
+            Err(_) => return Vec::new(),
+        };
+        // Base first; like git, keep the layers loaded before one that fails.
+        let mut layers = Vec::new();
+        for hash in hashes {
+            let path = chain_dir.join(format!("multi-pack-index-{hash}.midx"));
+            match self.load_layer(&path, packs) {
+                Ok(Some(layer)) => layers.push(layer),
+                Ok(None) => {
+                    problems.push(MidxProblem { path, what: "layer file is missing".into() });
+                    break;
+                }
+                Err(what) => {
+                    problems.push(MidxProblem { path, what });
+                    break;
+                }
+            }
+        }
+        layers.reverse();
+        layers
+    }
+
+    /// Loads one MIDX file (`Ok(None)` if it does not exist). Parsing is cheap (header, chunk
+    /// table, pack names), so an unchanged file is simply loaded again when the directory changed.
+    fn load_layer(
+        &self,
+        path: &Path,
+        packs: &HashMap<String, Arc<Pack>>,
+    ) -> std::result::Result<Option<MidxLayer>, String> {
+        let (map, _meta) = match Mmap::open(path) {
+            Ok(opened) => opened,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        let file = MultiPackIndex::from_bytes(map).map_err(|e| e.to_string())?;
+        let mut layer_packs = Vec::with_capacity(file.num_packs());
+        for pack_id in 0..file.num_packs() {
+            let name = file.pack_name(pack_id);
+            match packs.get(name) {
+                Some(pack) => layer_packs.push(pack.clone()),
+                None => return Err(format!("names pack {name}, which is not in the pack directory")),
+            }
+        }
+        Ok(Some(MidxLayer { file, path: path.to_owned(), packs: layer_packs }))
+    }
+}
