@@ -1,0 +1,521 @@
+//! `odbpack_backend_new[_ext]` and the `git_odb_backend` slots (libgit2-contract.md §2).
+
+use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
+use std::ops::ControlFlow;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use crate::error::{Error, Result};
+use crate::format::pack::ObjectKind;
+use crate::oid::{HEX_LEN, MIN_PREFIX_HEX_LEN, ObjectId, Prefix};
+use crate::store::{ObjectSink, Options, Store};
+
+use super::boundary::guard;
+use super::error::{last_message, report, set_message};
+use super::host::HostApi;
+use super::sys::{
+    GIT_ODB_BACKEND_VERSION, class, code, git_object_t, git_odb_backend, git_odb_foreach_cb, git_oid,
+    odbpack_data_alloc_fn, odbpack_data_free_fn, odbpack_error_set_str_fn,
+};
+
+/// Version of [`odbpack_options`] this library understands.
+pub const ODBPACK_OPTIONS_VERSION: c_uint = 1;
+
+/// Options for [`odbpack_backend_new_ext`]. Initialise with [`odbpack_options_init`], then change
+/// fields; a zero field is *not* "default" (e.g. `delta_cache_bytes = 0` disables the cache).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct odbpack_options {
+    /// Must be `ODBPACK_OPTIONS_VERSION`.
+    pub version: c_uint,
+    /// Non-zero: read `multi-pack-index` files and chains (git's `core.multiPackIndex`, default 1).
+    pub use_midx: c_int,
+    /// Bytes of decoded delta bases shared by all backends on the directory (default 96 MiB).
+    pub delta_cache_bytes: usize,
+    /// Soft limit on mapped pack data (default 8 GiB on 64-bit hosts).
+    pub max_mapped_bytes: u64,
+    /// Limit on pack files mapped at once (default 4096). Mapped files hold no descriptor.
+    pub max_mapped_packs: u64,
+    /// Largest object odbpack will inflate (default 1 TiB - 1 on 64-bit hosts).
+    pub max_object_size: u64,
+    /// Allocator for read buffers; NULL: `git_odb_backend_data_alloc` found in the process, else
+    /// `malloc`. Pass it when libgit2 is linked statically into the host (its symbols are then
+    /// invisible to `dlsym`).
+    pub data_alloc: Option<odbpack_data_alloc_fn>,
+    /// The free matching `data_alloc`.
+    pub data_free: Option<odbpack_data_free_fn>,
+    /// Error reporting; NULL: `git_error_set_str` found in the process, else none (messages stay
+    /// available from `odbpack_error_last`).
+    pub error_set_str: Option<odbpack_error_set_str_fn>,
+}
+
+impl Default for odbpack_options {
+    fn default() -> Self {
+        let defaults = Options::default();
+        odbpack_options {
+            version: ODBPACK_OPTIONS_VERSION,
+            use_midx: 1,
+            delta_cache_bytes: defaults.delta_cache_bytes,
+            max_mapped_bytes: defaults.max_mapped_bytes,
+            max_mapped_packs: defaults.max_mapped_packs,
+            max_object_size: defaults.max_object_size,
+            data_alloc: None,
+            data_free: None,
+            error_set_str: None,
+        }
+    }
+}
+
+impl odbpack_options {
+    fn store_options(&self) -> Options {
+        Options {
+            use_midx: self.use_midx != 0,
+            delta_cache_bytes: self.delta_cache_bytes,
+            max_mapped_bytes: self.max_mapped_bytes,
+            max_mapped_packs: self.max_mapped_packs,
+            max_object_size: self.max_object_size,
+        }
+    }
+
+    fn host(&self) -> HostApi {
+        HostApi { data_alloc: self.data_alloc, data_free: self.data_free, error_set_str: self.error_set_str }
+            .or(HostApi::discovered())
+    }
+}
+
+/// The backend libgit2 holds: its vtable first, then our state.
+#[repr(C)]
+pub struct Backend {
+    parent: git_odb_backend,
+    store: Arc<Store>,
+    host: HostApi,
+    /// Position of the last uncovered pack that had a hit (one odb calls one backend serially,
+    /// but `foreach` runs outside the odb lock, hence atomic).
+    hint: AtomicUsize,
+}
+
+impl Backend {
+    /// The store behind a backend made by this library.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+}
+
+/// The one audited cast from libgit2's pointer to our backend.
+///
+/// # Safety
+/// `backend` must be NULL or a pointer returned by `odbpack_backend_new[_ext]` and not yet freed.
+unsafe fn backend_ref<'a>(backend: *mut git_odb_backend) -> Option<&'a Backend> {
+    // SAFETY: `Backend` is `repr(C)` with `git_odb_backend` first, and every backend pointer
+    // libgit2 passes to our slots is one we created (caller contract).
+    unsafe { backend.cast::<Backend>().as_ref() }
+}
+
+fn host_of(backend: Option<&Backend>) -> HostApi {
+    backend.map_or_else(HostApi::discovered, |backend| backend.host)
+}
+
+/// Reads a `git_oid` argument.
+///
+/// # Safety
+/// `oid` must be NULL or point to 20 readable bytes.
+unsafe fn oid_arg(oid: *const git_oid) -> Result<ObjectId> {
+    // SAFETY: caller contract.
+    unsafe { oid.as_ref() }.map(|oid| ObjectId(oid.id)).ok_or_else(|| Error::InvalidArgument("NULL object id".into()))
+}
+
+/// A prefix argument; lengths over 40 are clamped like libgit2 does, under 4 are ambiguous.
+fn prefix_arg(oid: ObjectId, len: usize) -> Result<Prefix> {
+    if len < MIN_PREFIX_HEX_LEN {
+        return Err(Error::Ambiguous(format!("prefix of {len} hex digits is too short")));
+    }
+    Prefix::new(oid, len.min(HEX_LEN)).ok_or_else(|| Error::InvalidArgument(format!("bad prefix length {len}")))
+}
+
+/// Decodes into a buffer from the host allocator: `len + 1` bytes, NUL-terminated, as libgit2's
+/// own backends return (libgit2 scans commit buffers with `strchr`).
+struct HostSink<'a> {
+    host: &'a HostApi,
+    backend: *mut git_odb_backend,
+    data: *mut c_void,
+    len: usize,
+}
+
+impl ObjectSink for HostSink<'_> {
+    fn buffer(&mut self, _kind: ObjectKind, len: usize) -> Result<&mut [u8]> {
+        self.release();
+        let size = len.checked_add(1).ok_or(Error::OutOfMemory(len))?;
+        let data = self.host.alloc(self.backend, size);
+        if data.is_null() {
+            return Err(Error::OutOfMemory(size));
+        }
+        self.data = data;
+        self.len = len;
+        // SAFETY: `data` is a fresh allocation of `len + 1` bytes that nothing else references.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), size) };
+        bytes[len] = 0;
+        Ok(&mut bytes[..len])
+    }
+}
+
+impl HostSink<'_> {
+    /// Frees the buffer (error paths: it was never handed to libgit2).
+    fn release(&mut self) {
+        if !self.data.is_null() {
+            self.host.free(self.backend, self.data);
+            self.data = ptr::null_mut();
+        }
+    }
+
+    /// Hands the buffer to libgit2.
+    ///
+    /// # Safety
+    /// The out-pointers must be valid for writes.
+    unsafe fn hand_over(mut self, data_p: *mut *mut c_void, len_p: *mut usize, type_p: *mut git_object_t, kind: ObjectKind) {
+        // SAFETY: caller contract; the buffer now belongs to libgit2.
+        unsafe {
+            *data_p = self.data;
+            *len_p = self.len;
+            *type_p = kind as git_object_t;
+        }
+        self.data = ptr::null_mut();
+    }
+}
+
+impl Drop for HostSink<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+fn check_out<T>(pointer: *mut T, name: &str) -> Result<()> {
+    if pointer.is_null() { Err(Error::InvalidArgument(format!("NULL {name}"))) } else { Ok(()) }
+}
+
+unsafe extern "C" fn slot_read(
+    data_p: *mut *mut c_void,
+    len_p: *mut usize,
+    type_p: *mut git_object_t,
+    backend_p: *mut git_odb_backend,
+    oid: *const git_oid,
+) -> c_int {
+    // SAFETY: libgit2 passes the backend we created.
+    let backend = unsafe { backend_ref(backend_p) };
+    let host = host_of(backend);
+    guard("read", &host, code::GIT_ERROR, || {
+        let run = || -> Result<c_int> {
+            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
+            check_out(data_p, "data")?;
+            check_out(len_p, "len")?;
+            check_out(type_p, "type")?;
+            // SAFETY: libgit2 passes a valid id.
+            let oid = unsafe { oid_arg(oid) }?;
+            let mut sink = HostSink { host: &host, backend: backend_p, data: ptr::null_mut(), len: 0 };
+            let kind = backend.store.read(&oid, &backend.hint, &mut sink)?;
+            // SAFETY: the out-pointers were checked non-NULL above.
+            unsafe { sink.hand_over(data_p, len_p, type_p, kind) };
+            Ok(code::GIT_OK)
+        };
+        run().unwrap_or_else(|error| report(&host, &error))
+    })
+}
+
+unsafe extern "C" fn slot_read_prefix(
+    full_p: *mut git_oid,
+    data_p: *mut *mut c_void,
+    len_p: *mut usize,
+    type_p: *mut git_object_t,
+    backend_p: *mut git_odb_backend,
+    short_oid: *const git_oid,
+    hex_len: usize,
+) -> c_int {
+    // SAFETY: libgit2 passes the backend we created.
+    let backend = unsafe { backend_ref(backend_p) };
+    let host = host_of(backend);
+    guard("read_prefix", &host, code::GIT_ERROR, || {
+        let run = || -> Result<c_int> {
+            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
+            check_out(full_p, "full id")?;
+            check_out(data_p, "data")?;
+            check_out(len_p, "len")?;
+            check_out(type_p, "type")?;
+            // SAFETY: libgit2 passes a valid id.
+            let prefix = prefix_arg(unsafe { oid_arg(short_oid) }?, hex_len)?;
+            let mut sink = HostSink { host: &host, backend: backend_p, data: ptr::null_mut(), len: 0 };
+            let (oid, kind) = backend.store.read_prefix(&prefix, &backend.hint, &mut sink)?;
+            // SAFETY: the out-pointers were checked non-NULL above.
+            unsafe {
+                sink.hand_over(data_p, len_p, type_p, kind);
+                (*full_p).id = oid.0;
+            }
+            Ok(code::GIT_OK)
+        };
+        run().unwrap_or_else(|error| report(&host, &error))
+    })
+}
+
+unsafe extern "C" fn slot_read_header(
+    len_p: *mut usize,
+    type_p: *mut git_object_t,
+    backend_p: *mut git_odb_backend,
+    oid: *const git_oid,
+) -> c_int {
+    // SAFETY: libgit2 passes the backend we created.
+    let backend = unsafe { backend_ref(backend_p) };
+    let host = host_of(backend);
+    guard("read_header", &host, code::GIT_ERROR, || {
+        let run = || -> Result<c_int> {
+            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
+            check_out(len_p, "len")?;
+            check_out(type_p, "type")?;
+            // SAFETY: libgit2 passes a valid id.
+            let oid = unsafe { oid_arg(oid) }?;
+            let (kind, size) = backend.store.read_header(&oid, &backend.hint)?;
+            let size = usize::try_from(size).map_err(|_| Error::OutOfMemory(usize::MAX))?;
+            // SAFETY: checked non-NULL above.
+            unsafe {
+                *len_p = size;
+                *type_p = kind as git_object_t;
+            }
+            Ok(code::GIT_OK)
+        };
+        run().unwrap_or_else(|error| report(&host, &error))
+    })
+}
+
+unsafe extern "C" fn slot_exists(backend_p: *mut git_odb_backend, oid: *const git_oid) -> c_int {
+    // SAFETY: libgit2 passes the backend we created.
+    let backend = unsafe { backend_ref(backend_p) };
+    let host = host_of(backend);
+    // libgit2 counts any non-zero as "exists", so errors must become 0, never -1.
+    guard("exists", &host, 0, || {
+        let Some(backend) = backend else { return 0 };
+        // SAFETY: libgit2 passes a valid id.
+        let Ok(oid) = (unsafe { oid_arg(oid) }) else { return 0 };
+        c_int::from(matches!(backend.store.exists(&oid, &backend.hint), Ok(true)))
+    })
+}
+
+unsafe extern "C" fn slot_exists_prefix(
+    full_p: *mut git_oid,
+    backend_p: *mut git_odb_backend,
+    short_oid: *const git_oid,
+    hex_len: usize,
+) -> c_int {
+    // SAFETY: libgit2 passes the backend we created.
+    let backend = unsafe { backend_ref(backend_p) };
+    let host = host_of(backend);
+    guard("exists_prefix", &host, code::GIT_ERROR, || {
+        let run = || -> Result<c_int> {
+            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
+            check_out(full_p, "full id")?;
+            // SAFETY: libgit2 passes a valid id.
+            let prefix = prefix_arg(unsafe { oid_arg(short_oid) }?, hex_len)?;
+            let oid = if prefix.is_full() {
+                let oid = *prefix.id();
+                if !backend.store.exists(&oid, &backend.hint)? {
+                    return Err(Error::NotFound);
+                }
+                oid
+            } else {
+                backend.store.resolve_prefix(&prefix)?
+            };
+            // SAFETY: checked non-NULL above.
+            unsafe { (*full_p).id = oid.0 };
+            Ok(code::GIT_OK)
+        };
+        run().unwrap_or_else(|error| report(&host, &error))
+    })
+}
+
+unsafe extern "C" fn slot_refresh(backend_p: *mut git_odb_backend) -> c_int {
+    // SAFETY: libgit2 passes the backend we created.
+    let backend = unsafe { backend_ref(backend_p) };
+    let host = host_of(backend);
+    guard("refresh", &host, code::GIT_ERROR, || {
+        let run = || -> Result<c_int> {
+            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
+            backend.store.refresh()?;
+            Ok(code::GIT_OK)
+        };
+        run().unwrap_or_else(|error| report(&host, &error))
+    })
+}
+
+unsafe extern "C" fn slot_foreach(backend_p: *mut git_odb_backend, callback: git_odb_foreach_cb, payload: *mut c_void) -> c_int {
+    // SAFETY: libgit2 passes the backend we created.
+    let backend = unsafe { backend_ref(backend_p) };
+    let host = host_of(backend);
+    guard("foreach", &host, code::GIT_ERROR, || {
+        let run = || -> Result<c_int> {
+            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
+            let callback = callback.ok_or_else(|| Error::InvalidArgument("NULL foreach callback".into()))?;
+            // Like libgit2's pack backend: list what is on disk now.
+            backend.store.refresh()?;
+            let mut each = |oid: &ObjectId| {
+                let raw = git_oid { id: oid.0 };
+                // SAFETY: the caller's callback with its payload; `raw` outlives the call.
+                match unsafe { callback(&raw, payload) } {
+                    0 => ControlFlow::Continue(()),
+                    stop => ControlFlow::Break(stop),
+                }
+            };
+            Ok(backend.store.for_each(&mut each)?.unwrap_or(code::GIT_OK))
+        };
+        run().unwrap_or_else(|error| report(&host, &error))
+    })
+}
+
+unsafe extern "C" fn slot_freshen(backend_p: *mut git_odb_backend, oid: *const git_oid) -> c_int {
+    // SAFETY: libgit2 passes the backend we created.
+    let backend = unsafe { backend_ref(backend_p) };
+    let host = host_of(backend);
+    guard("freshen", &host, code::GIT_ERROR, || {
+        let run = || -> Result<c_int> {
+            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
+            // SAFETY: libgit2 passes a valid id.
+            let oid = unsafe { oid_arg(oid) }?;
+            backend.store.freshen(&oid, &backend.hint)?;
+            Ok(code::GIT_OK)
+        };
+        run().unwrap_or_else(|error| report(&host, &error))
+    })
+}
+
+unsafe extern "C" fn slot_free(backend_p: *mut git_odb_backend) {
+    let host = HostApi::discovered();
+    guard("free", &host, (), || {
+        if !backend_p.is_null() {
+            // SAFETY: the pointer came from `Box::into_raw` in `new_backend` and libgit2 calls
+            // `free` exactly once.
+            drop(unsafe { Box::from_raw(backend_p.cast::<Backend>()) });
+        }
+    })
+}
+
+fn new_backend(objects_dir: *const c_char, options: &odbpack_options) -> Result<*mut git_odb_backend> {
+    if objects_dir.is_null() {
+        return Err(Error::InvalidArgument("NULL objects directory".into()));
+    }
+    if options.version != ODBPACK_OPTIONS_VERSION {
+        return Err(Error::InvalidArgument(format!(
+            "odbpack_options version {} is not supported (this library has {ODBPACK_OPTIONS_VERSION})",
+            options.version
+        )));
+    }
+    // SAFETY: checked non-NULL; the caller passes a NUL-terminated path.
+    let path = Path::new(std::ffi::OsStr::from_bytes(unsafe { CStr::from_ptr(objects_dir) }.to_bytes()));
+    let store = Store::open(path, options.store_options())?;
+    let backend = Box::new(Backend {
+        parent: git_odb_backend {
+            version: GIT_ODB_BACKEND_VERSION,
+            odb: ptr::null_mut(),
+            read: Some(slot_read),
+            read_prefix: Some(slot_read_prefix),
+            read_header: Some(slot_read_header),
+            write: None,
+            writestream: None,
+            readstream: None,
+            exists: Some(slot_exists),
+            exists_prefix: Some(slot_exists_prefix),
+            refresh: Some(slot_refresh),
+            foreach: Some(slot_foreach),
+            writepack: None,
+            writemidx: None,
+            freshen: Some(slot_freshen),
+            free: Some(slot_free),
+        },
+        store,
+        host: options.host(),
+        hint: AtomicUsize::new(0),
+    });
+    Ok(Box::into_raw(backend).cast::<git_odb_backend>())
+}
+
+/// Creates a pack backend over `objects_dir` (e.g. `"repo.git/objects"`) with default options:
+/// the same contract as libgit2's `git_odb_backend_pack`, plus multi-pack-index support.
+///
+/// Register it with `git_odb_add_backend(odb, backend, priority)` (libgit2's own pack backend uses
+/// priority 2). libgit2 then owns it and frees it with the odb; free it yourself with
+/// `backend->free(backend)` only if registration failed.
+///
+/// Returns 0 and sets `*out`, or a negative libgit2 error code with a message (`*out` untouched).
+/// Backends on the same directory share one store: create one per thread (each with its own
+/// `git_odb`) for parallel reads.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn odbpack_backend_new(out: *mut *mut git_odb_backend, objects_dir: *const c_char) -> c_int {
+    // SAFETY: same contract as the `_ext` variant, with default options.
+    unsafe { odbpack_backend_new_ext(out, objects_dir, ptr::null()) }
+}
+
+/// Like [`odbpack_backend_new`] with options (`NULL` = defaults). `options->version` must be
+/// `ODBPACK_OPTIONS_VERSION`; initialise the struct with [`odbpack_options_init`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn odbpack_backend_new_ext(
+    out: *mut *mut git_odb_backend,
+    objects_dir: *const c_char,
+    options: *const odbpack_options,
+) -> c_int {
+    // SAFETY: `options` is NULL or points to an initialised struct (caller contract).
+    let options = unsafe { options.as_ref() }.copied().unwrap_or_default();
+    let host = options.host();
+    guard("odbpack_backend_new", &host, code::GIT_ERROR, || {
+        if out.is_null() {
+            return report(&host, &Error::InvalidArgument("NULL out pointer".into()));
+        }
+        match new_backend(objects_dir, &options) {
+            Ok(backend) => {
+                // SAFETY: checked non-NULL.
+                unsafe { *out = backend };
+                code::GIT_OK
+            }
+            Err(error) => report(&host, &error),
+        }
+    })
+}
+
+/// Fills `options` with the defaults for `version`. Returns 0, or -1 if `options` is NULL or
+/// `version` is not `ODBPACK_OPTIONS_VERSION`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn odbpack_options_init(options: *mut odbpack_options, version: c_uint) -> c_int {
+    let host = HostApi::discovered();
+    guard("odbpack_options_init", &host, code::GIT_ERROR, || {
+        if options.is_null() || version != ODBPACK_OPTIONS_VERSION {
+            set_message(&host, class::GIT_ERROR_INVALID, "odbpack: NULL options or unsupported version");
+            return code::GIT_ERROR;
+        }
+        // SAFETY: checked non-NULL; the caller owns the struct.
+        unsafe { options.write(odbpack_options::default()) };
+        code::GIT_OK
+    })
+}
+
+/// The last error message odbpack recorded on this thread, or NULL. Valid until the next odbpack
+/// error on the same thread. Useful when libgit2 is linked statically and unreachable for
+/// `git_error_set_str`.
+#[unsafe(no_mangle)]
+pub extern "C" fn odbpack_error_last() -> *const c_char {
+    last_message()
+}
+
+/// The library version, e.g. `"0.1.0"` (static string).
+#[unsafe(no_mangle)]
+pub extern "C" fn odbpack_version() -> *const c_char {
+    static VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(version) => version,
+        Err(_) => c"unknown",
+    };
+    VERSION.as_ptr()
+}
+
+/// The store behind a backend created by this library (for Rust callers: tests, tools).
+///
+/// # Safety
+/// `backend` must come from `odbpack_backend_new[_ext]` and not be freed.
+pub unsafe fn backend_store(backend: *mut git_odb_backend) -> Option<Arc<Store>> {
+    // SAFETY: caller contract.
+    unsafe { backend_ref(backend) }.map(|backend| backend.store.clone())
+}
