@@ -18,7 +18,6 @@ use super::error::{last_message, report, set_message};
 use super::host::HostApi;
 use super::sys::{
     GIT_ODB_BACKEND_VERSION, class, code, git_object_t, git_odb_backend, git_odb_foreach_cb, git_oid,
-    odbpack_data_alloc_fn, odbpack_data_free_fn, odbpack_error_set_str_fn,
 };
 
 /// Version of [`odbpack_options`] this library understands.
@@ -44,12 +43,12 @@ pub struct odbpack_options {
     /// Allocator for read buffers; NULL: `git_odb_backend_data_alloc` found in the process, else
     /// `malloc`. Pass it when libgit2 is linked statically into the host (its symbols are then
     /// invisible to `dlsym`).
-    pub data_alloc: Option<odbpack_data_alloc_fn>,
+    pub data_alloc: Option<unsafe extern "C" fn(backend: *mut git_odb_backend, len: usize) -> *mut c_void>,
     /// The free matching `data_alloc`.
-    pub data_free: Option<odbpack_data_free_fn>,
+    pub data_free: Option<unsafe extern "C" fn(backend: *mut git_odb_backend, data: *mut c_void)>,
     /// Error reporting; NULL: `git_error_set_str` found in the process, else none (messages stay
     /// available from `odbpack_error_last`).
-    pub error_set_str: Option<odbpack_error_set_str_fn>,
+    pub error_set_str: Option<unsafe extern "C" fn(class: c_int, message: *const c_char) -> c_int>,
 }
 
 impl Default for odbpack_options {
