@@ -391,4 +391,25 @@ mod tests {
         ));
         assert_eq!(out.capacity(), 0);
     }
+
+    #[test]
+    fn random_deltas_never_panic() {
+        let base: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut out = Vec::new();
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 24) as usize;
+            let mut delta = vec![0xac, 0x02]; // base size 300
+            delta.extend((0..len).map(|i| (state >> (i % 8 * 8)) as u8 ^ i as u8));
+            if apply(&base, &delta, 1 << 16, &mut out).is_ok() {
+                assert_eq!(
+                    Ok(out.len() as u64),
+                    parse_header(&delta).map(|h| h.result_size)
+                );
+            }
+        }
+    }
 }

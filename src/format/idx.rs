@@ -609,6 +609,30 @@ mod tests {
         );
     }
 
+    #[test]
+    fn corrupted_bytes_never_panic() {
+        let (bytes, _) = written(&entries());
+        let v1 = v1_bytes(&entries()[..3]);
+        for original in [bytes, v1] {
+            for pos in 0..original.len() {
+                for value in [0x00, 0x80, 0xff] {
+                    let mut bad = original.clone();
+                    bad[pos] = value;
+                    let Ok(idx) = PackIndex::from_bytes(&bad[..]) else {
+                        continue;
+                    };
+                    for i in 0..idx.num_objects() + 1 {
+                        let _ = (idx.offset_at(i), idx.crc32_at(i));
+                    }
+                    for i in 0..idx.num_objects() {
+                        let _ = idx.find(&idx.oid_at(i));
+                    }
+                    let _ = (idx.pack_checksum(), idx.checksum(), idx.verify_checksum());
+                }
+            }
+        }
+    }
+
     /// End-to-end against real git packs: see `git_repo`.
     mod git_repo {
         use super::*;
