@@ -179,16 +179,13 @@ pub fn parse_entry(pack: &[u8], offset: u64) -> Result<Entry, Error> {
     let mut size = u64::from(c & 0x0f);
     let mut shift = 4u32;
     while c & 0x80 != 0 {
-        // git: `bitsizeof(long) - 7 < shift` is a bad header; `st_left_shift` dies on lost bits.
+        // git: `bitsizeof(long) - 7 < shift` is a bad header. Below that bound a 7-bit group
+        // always fits, so no size bits can be lost (at most 9 header bytes).
         if shift > 64 - 7 {
             return Err(Error::SizeOverflow);
         }
         c = next()?;
-        let bits = u64::from(c & 0x7f);
-        if bits.leading_zeros() < shift {
-            return Err(Error::SizeOverflow);
-        }
-        size |= bits << shift;
+        size |= u64::from(c & 0x7f) << shift;
         shift += 7;
     }
 
