@@ -7,7 +7,8 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
-    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let crate_dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let header = crate_dir.join("include").join("odbpack.h");
     println!("cargo:include={}", crate_dir.join("include").display());
     let config = match cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")) {
@@ -18,7 +19,8 @@ fn main() {
         .with_config(config)
         // Only the C-facing module: constants elsewhere in the crate are not part of the ABI.
         .with_src(crate_dir.join("src/ffi/backend.rs"))
-        .generate() {
+        .generate()
+    {
         Ok(bindings) => bindings,
         // A syntax error in the sources: let rustc report it properly instead.
         Err(error) => {
@@ -29,7 +31,8 @@ fn main() {
     let mut generated = Vec::new();
     bindings.write(&mut generated);
     if std::fs::read(&header).ok().as_deref() != Some(&generated[..]) {
-        std::fs::create_dir_all(header.parent().expect("header has a parent")).expect("create include/");
+        std::fs::create_dir_all(header.parent().expect("header has a parent"))
+            .expect("create include/");
         std::fs::write(&header, generated).expect("write include/odbpack.h");
     }
 }

@@ -17,7 +17,8 @@ use super::boundary::guard;
 use super::error::{last_message, report, set_message};
 use super::host::HostApi;
 use super::sys::{
-    GIT_ODB_BACKEND_VERSION, class, code, git_object_t, git_odb_backend, git_odb_foreach_cb, git_oid,
+    GIT_ODB_BACKEND_VERSION, class, code, git_object_t, git_odb_backend, git_odb_foreach_cb,
+    git_oid,
 };
 
 /// Version of [`odbpack_options`] this library understands.
@@ -43,7 +44,8 @@ pub struct odbpack_options {
     /// Allocator for read buffers; NULL: `git_odb_backend_data_alloc` found in the process, else
     /// `malloc`. Pass it when libgit2 is linked statically into the host (its symbols are then
     /// invisible to `dlsym`).
-    pub data_alloc: Option<unsafe extern "C" fn(backend: *mut git_odb_backend, len: usize) -> *mut c_void>,
+    pub data_alloc:
+        Option<unsafe extern "C" fn(backend: *mut git_odb_backend, len: usize) -> *mut c_void>,
     /// The free matching `data_alloc`.
     pub data_free: Option<unsafe extern "C" fn(backend: *mut git_odb_backend, data: *mut c_void)>,
     /// Error reporting; NULL: `git_error_set_str` found in the process, else none (messages stay
@@ -80,8 +82,12 @@ impl odbpack_options {
     }
 
     fn host(&self) -> HostApi {
-        HostApi { data_alloc: self.data_alloc, data_free: self.data_free, error_set_str: self.error_set_str }
-            .or(HostApi::discovered())
+        HostApi {
+            data_alloc: self.data_alloc,
+            data_free: self.data_free,
+            error_set_str: self.error_set_str,
+        }
+        .or(HostApi::discovered())
     }
 }
 
@@ -123,15 +129,20 @@ fn host_of(backend: Option<&Backend>) -> HostApi {
 /// `oid` must be NULL or point to 20 readable bytes.
 unsafe fn oid_arg(oid: *const git_oid) -> Result<ObjectId> {
     // SAFETY: caller contract.
-    unsafe { oid.as_ref() }.map(|oid| ObjectId(oid.id)).ok_or_else(|| Error::InvalidArgument("NULL object id".into()))
+    unsafe { oid.as_ref() }
+        .map(|oid| ObjectId(oid.id))
+        .ok_or_else(|| Error::InvalidArgument("NULL object id".into()))
 }
 
 /// A prefix argument; lengths over 40 are clamped like libgit2 does, under 4 are ambiguous.
 fn prefix_arg(oid: ObjectId, len: usize) -> Result<Prefix> {
     if len < MIN_PREFIX_HEX_LEN {
-        return Err(Error::Ambiguous(format!("prefix of {len} hex digits is too short")));
+        return Err(Error::Ambiguous(format!(
+            "prefix of {len} hex digits is too short"
+        )));
     }
-    Prefix::new(oid, len.min(HEX_LEN)).ok_or_else(|| Error::InvalidArgument(format!("bad prefix length {len}")))
+    Prefix::new(oid, len.min(HEX_LEN))
+        .ok_or_else(|| Error::InvalidArgument(format!("bad prefix length {len}")))
 }
 
 /// Decodes into a buffer from the host allocator: `len + 1` bytes, NUL-terminated, as libgit2's
@@ -173,7 +184,13 @@ impl HostSink<'_> {
     ///
     /// # Safety
     /// The out-pointers must be valid for writes.
-    unsafe fn hand_over(mut self, data_p: *mut *mut c_void, len_p: *mut usize, type_p: *mut git_object_t, kind: ObjectKind) {
+    unsafe fn hand_over(
+        mut self,
+        data_p: *mut *mut c_void,
+        len_p: *mut usize,
+        type_p: *mut git_object_t,
+        kind: ObjectKind,
+    ) {
         // SAFETY: caller contract; the buffer now belongs to libgit2.
         unsafe {
             *data_p = self.data;
@@ -191,7 +208,11 @@ impl Drop for HostSink<'_> {
 }
 
 fn check_out<T>(pointer: *mut T, name: &str) -> Result<()> {
-    if pointer.is_null() { Err(Error::InvalidArgument(format!("NULL {name}"))) } else { Ok(()) }
+    if pointer.is_null() {
+        Err(Error::InvalidArgument(format!("NULL {name}")))
+    } else {
+        Ok(())
+    }
 }
 
 unsafe extern "C" fn slot_read(
@@ -212,7 +233,12 @@ unsafe extern "C" fn slot_read(
             check_out(type_p, "type")?;
             // SAFETY: libgit2 passes a valid id.
             let oid = unsafe { oid_arg(oid) }?;
-            let mut sink = HostSink { host: &host, backend: backend_p, data: ptr::null_mut(), len: 0 };
+            let mut sink = HostSink {
+                host: &host,
+                backend: backend_p,
+                data: ptr::null_mut(),
+                len: 0,
+            };
             let kind = backend.store.read(&oid, &backend.hint, &mut sink)?;
             // SAFETY: the out-pointers were checked non-NULL above.
             unsafe { sink.hand_over(data_p, len_p, type_p, kind) };
@@ -243,8 +269,15 @@ unsafe extern "C" fn slot_read_prefix(
             check_out(type_p, "type")?;
             // SAFETY: libgit2 passes a valid id.
             let prefix = prefix_arg(unsafe { oid_arg(short_oid) }?, hex_len)?;
-            let mut sink = HostSink { host: &host, backend: backend_p, data: ptr::null_mut(), len: 0 };
-            let (oid, kind) = backend.store.read_prefix(&prefix, &backend.hint, &mut sink)?;
+            let mut sink = HostSink {
+                host: &host,
+                backend: backend_p,
+                data: ptr::null_mut(),
+                len: 0,
+            };
+            let (oid, kind) = backend
+                .store
+                .read_prefix(&prefix, &backend.hint, &mut sink)?;
             // SAFETY: the out-pointers were checked non-NULL above.
             unsafe {
                 sink.hand_over(data_p, len_p, type_p, kind);
@@ -293,8 +326,13 @@ unsafe extern "C" fn slot_exists(backend_p: *mut git_odb_backend, oid: *const gi
     guard("exists", &host, 0, || {
         let Some(backend) = backend else { return 0 };
         // SAFETY: libgit2 passes a valid id.
-        let Ok(oid) = (unsafe { oid_arg(oid) }) else { return 0 };
-        c_int::from(matches!(backend.store.exists(&oid, &backend.hint), Ok(true)))
+        let Ok(oid) = (unsafe { oid_arg(oid) }) else {
+            return 0;
+        };
+        c_int::from(matches!(
+            backend.store.exists(&oid, &backend.hint),
+            Ok(true)
+        ))
     })
 }
 
@@ -344,14 +382,19 @@ unsafe extern "C" fn slot_refresh(backend_p: *mut git_odb_backend) -> c_int {
     })
 }
 
-unsafe extern "C" fn slot_foreach(backend_p: *mut git_odb_backend, callback: git_odb_foreach_cb, payload: *mut c_void) -> c_int {
+unsafe extern "C" fn slot_foreach(
+    backend_p: *mut git_odb_backend,
+    callback: git_odb_foreach_cb,
+    payload: *mut c_void,
+) -> c_int {
     // SAFETY: libgit2 passes the backend we created.
     let backend = unsafe { backend_ref(backend_p) };
     let host = host_of(backend);
     guard("foreach", &host, code::GIT_ERROR, || {
         let run = || -> Result<c_int> {
             let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
-            let callback = callback.ok_or_else(|| Error::InvalidArgument("NULL foreach callback".into()))?;
+            let callback =
+                callback.ok_or_else(|| Error::InvalidArgument("NULL foreach callback".into()))?;
             // Like libgit2's pack backend: list what is on disk now.
             backend.store.refresh()?;
             let mut each = |oid: &ObjectId| {
@@ -395,7 +438,10 @@ unsafe extern "C" fn slot_free(backend_p: *mut git_odb_backend) {
     })
 }
 
-fn new_backend(objects_dir: *const c_char, options: &odbpack_options) -> Result<*mut git_odb_backend> {
+fn new_backend(
+    objects_dir: *const c_char,
+    options: &odbpack_options,
+) -> Result<*mut git_odb_backend> {
     if objects_dir.is_null() {
         return Err(Error::InvalidArgument("NULL objects directory".into()));
     }
@@ -406,7 +452,9 @@ fn new_backend(objects_dir: *const c_char, options: &odbpack_options) -> Result<
         )));
     }
     // SAFETY: checked non-NULL; the caller passes a NUL-terminated path.
-    let path = Path::new(std::ffi::OsStr::from_bytes(unsafe { CStr::from_ptr(objects_dir) }.to_bytes()));
+    let path = Path::new(std::ffi::OsStr::from_bytes(
+        unsafe { CStr::from_ptr(objects_dir) }.to_bytes(),
+    ));
     let store = Store::open(path, options.store_options())?;
     let backend = Box::new(Backend {
         parent: git_odb_backend {
@@ -445,7 +493,10 @@ fn new_backend(objects_dir: *const c_char, options: &odbpack_options) -> Result<
 /// Backends on the same directory share one store: create one per thread (each with its own
 /// `git_odb`) for parallel reads.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn odbpack_backend_new(out: *mut *mut git_odb_backend, objects_dir: *const c_char) -> c_int {
+pub unsafe extern "C" fn odbpack_backend_new(
+    out: *mut *mut git_odb_backend,
+    objects_dir: *const c_char,
+) -> c_int {
     // SAFETY: same contract as the `_ext` variant, with default options.
     unsafe { odbpack_backend_new_ext(out, objects_dir, ptr::null()) }
 }
@@ -479,11 +530,18 @@ pub unsafe extern "C" fn odbpack_backend_new_ext(
 /// Fills `options` with the defaults for `version`. Returns 0, or -1 if `options` is NULL or
 /// `version` is not `ODBPACK_OPTIONS_VERSION`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn odbpack_options_init(options: *mut odbpack_options, version: c_uint) -> c_int {
+pub unsafe extern "C" fn odbpack_options_init(
+    options: *mut odbpack_options,
+    version: c_uint,
+) -> c_int {
     let host = HostApi::discovered();
     guard("odbpack_options_init", &host, code::GIT_ERROR, || {
         if options.is_null() || version != ODBPACK_OPTIONS_VERSION {
-            set_message(&host, class::GIT_ERROR_INVALID, "odbpack: NULL options or unsupported version");
+            set_message(
+                &host,
+                class::GIT_ERROR_INVALID,
+                "odbpack: NULL options or unsupported version",
+            );
             return code::GIT_ERROR;
         }
         // SAFETY: checked non-NULL; the caller owns the struct.
@@ -503,10 +561,11 @@ pub extern "C" fn odbpack_error_last() -> *const c_char {
 /// The library version, e.g. `"0.1.0"` (static string).
 #[unsafe(no_mangle)]
 pub extern "C" fn odbpack_version() -> *const c_char {
-    static VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-        Ok(version) => version,
-        Err(_) => c"unknown",
-    };
+    static VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(version) => version,
+            Err(_) => c"unknown",
+        };
     VERSION.as_ptr()
 }
 

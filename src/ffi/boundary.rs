@@ -17,7 +17,10 @@ pub fn guard<R>(slot: &'static str, host: &HostApi, on_panic: R, body: impl FnOn
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
         Err(payload) => {
-            let message = format!("odbpack: internal error in {slot}: {}", panic_text(&*payload));
+            let message = format!(
+                "odbpack: internal error in {slot}: {}",
+                panic_text(&*payload)
+            );
             set_message(host, class::GIT_ERROR_ODB, &message);
             on_panic
         }

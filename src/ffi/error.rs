@@ -28,7 +28,11 @@ pub fn set_message(host: &HostApi, class: c_int, message: &str) {
 /// The last message recorded on this thread (NULL if none); valid until the next error on this
 /// thread.
 pub fn last_message() -> *const c_char {
-    LAST_ERROR.with(|last| last.borrow().as_ref().map_or(std::ptr::null(), |message| message.as_ptr()))
+    LAST_ERROR.with(|last| {
+        last.borrow()
+            .as_ref()
+            .map_or(std::ptr::null(), |message| message.as_ptr())
+    })
 }
 
 /// The libgit2 return code for `error`, after reporting its message.

@@ -19,7 +19,10 @@
 use std::ffi::{CStr, c_int, c_void};
 use std::sync::OnceLock;
 
-use super::sys::{git_odb_backend, odbpack_data_alloc_fn as DataAllocFn, odbpack_data_free_fn as DataFreeFn, odbpack_error_set_str_fn as ErrorSetStrFn};
+use super::sys::{
+    git_odb_backend, odbpack_data_alloc_fn as DataAllocFn, odbpack_data_free_fn as DataFreeFn,
+    odbpack_error_set_str_fn as ErrorSetStrFn,
+};
 
 /// Host functions a backend uses.
 #[derive(Clone, Copy, Debug, Default)]
@@ -46,7 +49,11 @@ impl HostApi {
         } else {
             (other.data_alloc, other.data_free)
         };
-        HostApi { data_alloc, data_free, error_set_str: self.error_set_str.or(other.error_set_str) }
+        HostApi {
+            data_alloc,
+            data_free,
+            error_set_str: self.error_set_str.or(other.error_set_str),
+        }
     }
 
     /// Allocates `len` bytes libgit2 can free; NULL on failure.
@@ -102,7 +109,8 @@ fn from_handle(handle: *mut c_void) -> Option<HostApi> {
         Some(HostApi {
             data_alloc: Some(std::mem::transmute::<*mut c_void, DataAllocFn>(alloc)),
             data_free: symbol(FREE).map(|f| std::mem::transmute::<*mut c_void, DataFreeFn>(f)),
-            error_set_str: symbol(SET_ERROR).map(|f| std::mem::transmute::<*mut c_void, ErrorSetStrFn>(f)),
+            error_set_str: symbol(SET_ERROR)
+                .map(|f| std::mem::transmute::<*mut c_void, ErrorSetStrFn>(f)),
         })
     }
 }
@@ -112,7 +120,11 @@ fn discover() -> HostApi {
         return api;
     }
     let mut found: Option<HostApi> = None;
-    unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
         // SAFETY: `data` is the `&mut Option<HostApi>` passed below; `info` is valid for the
         // duration of the callback (dl_iterate_phdr's contract).
         let (found, info) = unsafe { (&mut *(data as *mut Option<HostApi>), &*info) };
@@ -143,6 +155,11 @@ fn discover() -> HostApi {
         }
     }
     // SAFETY: `visit` only touches `found` through the pointer we pass, during this call.
-    unsafe { libc::dl_iterate_phdr(Some(visit), &mut found as *mut Option<HostApi> as *mut c_void) };
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(visit),
+            &mut found as *mut Option<HostApi> as *mut c_void,
+        )
+    };
     found.unwrap_or_default()
 }

@@ -57,7 +57,8 @@ pub type git_indexer_progress_cb =
     Option<unsafe extern "C" fn(stats: *const git_indexer_progress, payload: *mut c_void) -> c_int>;
 
 /// `git_odb_foreach_cb`.
-pub type git_odb_foreach_cb = Option<unsafe extern "C" fn(id: *const git_oid, payload: *mut c_void) -> c_int>;
+pub type git_odb_foreach_cb =
+    Option<unsafe extern "C" fn(id: *const git_oid, payload: *mut c_void) -> c_int>;
 
 /// `struct git_odb_writepack`.
 #[repr(C)]
@@ -66,10 +67,16 @@ pub struct git_odb_writepack {
     pub backend: *mut git_odb_backend,
     /// Feeds pack bytes.
     pub append: Option<
-        unsafe extern "C" fn(*mut git_odb_writepack, *const c_void, usize, *mut git_indexer_progress) -> c_int,
+        unsafe extern "C" fn(
+            *mut git_odb_writepack,
+            *const c_void,
+            usize,
+            *mut git_indexer_progress,
+        ) -> c_int,
     >,
     /// Finishes the pack.
-    pub commit: Option<unsafe extern "C" fn(*mut git_odb_writepack, *mut git_indexer_progress) -> c_int>,
+    pub commit:
+        Option<unsafe extern "C" fn(*mut git_odb_writepack, *mut git_indexer_progress) -> c_int>,
     /// Releases it.
     pub free: Option<unsafe extern "C" fn(*mut git_odb_writepack)>,
 }
@@ -83,7 +90,13 @@ pub struct git_odb_backend {
     pub odb: *mut git_odb,
     /// `read`.
     pub read: Option<
-        unsafe extern "C" fn(*mut *mut c_void, *mut usize, *mut git_object_t, *mut git_odb_backend, *const git_oid) -> c_int,
+        unsafe extern "C" fn(
+            *mut *mut c_void,
+            *mut usize,
+            *mut git_object_t,
+            *mut git_odb_backend,
+            *const git_oid,
+        ) -> c_int,
     >,
     /// `read_prefix`.
     pub read_prefix: Option<
@@ -98,24 +111,55 @@ pub struct git_odb_backend {
         ) -> c_int,
     >,
     /// `read_header`.
-    pub read_header:
-        Option<unsafe extern "C" fn(*mut usize, *mut git_object_t, *mut git_odb_backend, *const git_oid) -> c_int>,
+    pub read_header: Option<
+        unsafe extern "C" fn(
+            *mut usize,
+            *mut git_object_t,
+            *mut git_odb_backend,
+            *const git_oid,
+        ) -> c_int,
+    >,
     /// `write` (NULL: the loose backend takes writes).
-    pub write: Option<unsafe extern "C" fn(*mut git_odb_backend, *const git_oid, *const c_void, usize, git_object_t) -> c_int>,
+    pub write: Option<
+        unsafe extern "C" fn(
+            *mut git_odb_backend,
+            *const git_oid,
+            *const c_void,
+            usize,
+            git_object_t,
+        ) -> c_int,
+    >,
     /// `writestream` (NULL).
-    pub writestream: Option<unsafe extern "C" fn(*mut *mut git_odb_stream, *mut git_odb_backend, u64, git_object_t) -> c_int>,
+    pub writestream: Option<
+        unsafe extern "C" fn(
+            *mut *mut git_odb_stream,
+            *mut git_odb_backend,
+            u64,
+            git_object_t,
+        ) -> c_int,
+    >,
     /// `readstream` (NULL).
     pub readstream: Option<
-        unsafe extern "C" fn(*mut *mut git_odb_stream, *mut usize, *mut git_object_t, *mut git_odb_backend, *const git_oid) -> c_int,
+        unsafe extern "C" fn(
+            *mut *mut git_odb_stream,
+            *mut usize,
+            *mut git_object_t,
+            *mut git_odb_backend,
+            *const git_oid,
+        ) -> c_int,
     >,
     /// `exists`.
     pub exists: Option<unsafe extern "C" fn(*mut git_odb_backend, *const git_oid) -> c_int>,
     /// `exists_prefix`.
-    pub exists_prefix: Option<unsafe extern "C" fn(*mut git_oid, *mut git_odb_backend, *const git_oid, usize) -> c_int>,
+    pub exists_prefix: Option<
+        unsafe extern "C" fn(*mut git_oid, *mut git_odb_backend, *const git_oid, usize) -> c_int,
+    >,
     /// `refresh`.
     pub refresh: Option<unsafe extern "C" fn(*mut git_odb_backend) -> c_int>,
     /// `foreach`.
-    pub foreach: Option<unsafe extern "C" fn(*mut git_odb_backend, git_odb_foreach_cb, *mut c_void) -> c_int>,
+    pub foreach: Option<
+        unsafe extern "C" fn(*mut git_odb_backend, git_odb_foreach_cb, *mut c_void) -> c_int,
+    >,
     /// `writepack`.
     pub writepack: Option<
         unsafe extern "C" fn(
@@ -172,9 +216,12 @@ pub mod class {
 }
 
 /// Signature of `git_odb_backend_data_alloc`: a buffer libgit2 will own and free.
-pub type odbpack_data_alloc_fn = unsafe extern "C" fn(backend: *mut git_odb_backend, len: usize) -> *mut c_void;
+pub type odbpack_data_alloc_fn =
+    unsafe extern "C" fn(backend: *mut git_odb_backend, len: usize) -> *mut c_void;
 /// Signature of `git_odb_backend_data_free`.
-pub type odbpack_data_free_fn = unsafe extern "C" fn(backend: *mut git_odb_backend, data: *mut c_void);
+pub type odbpack_data_free_fn =
+    unsafe extern "C" fn(backend: *mut git_odb_backend, data: *mut c_void);
 /// Signature of `git_error_set_str` (libgit2 >= 1.8 returns `int`; earlier releases return
 /// `void`, cast the pointer: the value is never read).
-pub type odbpack_error_set_str_fn = unsafe extern "C" fn(class: c_int, message: *const c_char) -> c_int;
+pub type odbpack_error_set_str_fn =
+    unsafe extern "C" fn(class: c_int, message: *const c_char) -> c_int;

@@ -53,7 +53,11 @@ struct Shard {
 
 impl Shard {
     fn new() -> Shard {
-        Shard { head: NIL, tail: NIL, ..Shard::default() }
+        Shard {
+            head: NIL,
+            tail: NIL,
+            ..Shard::default()
+        }
     }
 
     fn unlink(&mut self, index: usize) {
@@ -97,7 +101,12 @@ impl Shard {
             return 0;
         }
         let size = value.data.len();
-        let node = Node { key, value, prev: NIL, next: NIL };
+        let node = Node {
+            key,
+            value,
+            prev: NIL,
+            next: NIL,
+        };
         let index = match self.free.pop() {
             Some(index) => {
                 self.nodes[index] = node;
@@ -209,8 +218,12 @@ impl DeltaBaseCache {
     pub fn forget_pack(&self, pack: u64) {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
-            let doomed: Vec<usize> =
-                shard.map.iter().filter(|(key, _)| key.0 == pack).map(|(_, &i)| i).collect();
+            let doomed: Vec<usize> = shard
+                .map
+                .iter()
+                .filter(|(key, _)| key.0 == pack)
+                .map(|(_, &i)| i)
+                .collect();
             for index in doomed {
                 shard.unlink(index);
                 let key = shard.nodes[index].key;
@@ -230,7 +243,10 @@ mod tests {
     use super::*;
 
     fn object(len: usize) -> CachedObject {
-        CachedObject { kind: ObjectKind::Blob, data: vec![7u8; len].into() }
+        CachedObject {
+            kind: ObjectKind::Blob,
+            data: vec![7u8; len].into(),
+        }
     }
 
     #[test]
@@ -258,11 +274,17 @@ mod tests {
         let cache = DeltaBaseCache::new(400);
         cache.insert(keys[0], object(100));
         for (i, key) in keys.iter().enumerate().skip(1) {
-            assert!(cache.get(&keys[0]).is_some(), "touched entry evicted at insert {i}");
+            assert!(
+                cache.get(&keys[0]).is_some(),
+                "touched entry evicted at insert {i}"
+            );
             cache.insert(*key, object(100));
             assert!(cache.bytes() <= 400);
         }
-        assert!(cache.get(&keys[1]).is_none(), "untouched old entry should be gone");
+        assert!(
+            cache.get(&keys[1]).is_none(),
+            "untouched old entry should be gone"
+        );
     }
 
     #[test]

@@ -34,7 +34,9 @@ impl ObjectSink for VecSink {
     fn buffer(&mut self, kind: ObjectKind, len: usize) -> Result<&mut [u8]> {
         self.kind = Some(kind);
         self.data.clear();
-        self.data.try_reserve_exact(len).map_err(|_| Error::OutOfMemory(len))?;
+        self.data
+            .try_reserve_exact(len)
+            .map_err(|_| Error::OutOfMemory(len))?;
         self.data.resize(len, 0);
         Ok(&mut self.data)
     }
@@ -55,7 +57,13 @@ struct Link {
 /// The start of a chain: what the deltas apply to.
 enum Root {
     Cached(CachedObject),
-    Whole { pack: Arc<Pack>, data: Arc<PackData>, offset: u64, entry: Entry, kind: ObjectKind },
+    Whole {
+        pack: Arc<Pack>,
+        data: Arc<PackData>,
+        offset: u64,
+        entry: Entry,
+        kind: ObjectKind,
+    },
 }
 
 impl Store {
@@ -79,13 +87,22 @@ impl Store {
 
     /// Finds the base of a REF_DELTA: in the same pack first (where git puts it), then anywhere
     /// in the store (robust against packs that rely on a sibling, as gitoxide allows).
-    fn locate_ref_base(&self, set: &PackSet, pack: &Arc<Pack>, base: &ObjectId) -> Result<Location> {
+    fn locate_ref_base(
+        &self,
+        set: &PackSet,
+        pack: &Arc<Pack>,
+        base: &ObjectId,
+    ) -> Result<Location> {
         if let Ok(index) = pack.index() {
             if let Some(position) = index.find(base) {
-                let offset = index
-                    .offset_at(position)
-                    .map_err(|source| Error::Index { path: pack.idx_path().to_owned(), source })?;
-                return Ok(Location { pack: pack.clone(), offset });
+                let offset = index.offset_at(position).map_err(|source| Error::Index {
+                    path: pack.idx_path().to_owned(),
+                    source,
+                })?;
+                return Ok(Location {
+                    pack: pack.clone(),
+                    offset,
+                });
             }
         }
         match set.locate(base, 0)? {
@@ -111,7 +128,14 @@ impl Store {
     }
 
     /// Inflates an entry's zlib stream into `out` (exactly `out.len()` bytes).
-    fn inflate_entry(&self, pack: &Pack, data: &PackData, offset: u64, entry: &Entry, out: &mut [u8]) -> Result<()> {
+    fn inflate_entry(
+        &self,
+        pack: &Pack,
+        data: &PackData,
+        offset: u64,
+        entry: &Entry,
+        out: &mut [u8],
+    ) -> Result<()> {
         let end = data.bytes.len() - HASH_LEN;
         let input = usize::try_from(entry.data_offset)
             .ok()
@@ -122,20 +146,36 @@ impl Store {
             })?;
         zlib::inflate_exact(input, out)
             .map(|_| ())
-            .map_err(|source| Error::Zlib { path: pack.pack_path().to_owned(), offset, source })
+            .map_err(|source| Error::Zlib {
+                path: pack.pack_path().to_owned(),
+                offset,
+                source,
+            })
     }
 
-    fn inflate_to_vec(&self, pack: &Pack, data: &PackData, offset: u64, entry: &Entry) -> Result<Vec<u8>> {
+    fn inflate_to_vec(
+        &self,
+        pack: &Pack,
+        data: &PackData,
+        offset: u64,
+        entry: &Entry,
+    ) -> Result<Vec<u8>> {
         let len = self.check_size(pack, entry.size, "entry")?;
         let mut out = Vec::new();
-        out.try_reserve_exact(len).map_err(|_| Error::OutOfMemory(len))?;
+        out.try_reserve_exact(len)
+            .map_err(|_| Error::OutOfMemory(len))?;
         out.resize(len, 0);
         self.inflate_entry(pack, data, offset, entry, &mut out)?;
         Ok(out)
     }
 
     /// Decodes the object at `location` into `sink`; returns its type.
-    pub(crate) fn decode(&self, set: &PackSet, location: &Location, sink: &mut dyn ObjectSink) -> Result<ObjectKind> {
+    pub(crate) fn decode(
+        &self,
+        set: &PackSet,
+        location: &Location,
+        sink: &mut dyn ObjectSink,
+    ) -> Result<ObjectKind> {
         let mut pack = location.pack.clone();
         let mut data = self.pack_data(&pack)?;
         let mut offset = location.offset;
@@ -148,13 +188,31 @@ impl Store {
             }
             let entry = self.parse_entry(&pack, &data, offset)?;
             match entry.kind {
-                EntryKind::Base(kind) => break Root::Whole { pack, data, offset, entry, kind },
+                EntryKind::Base(kind) => {
+                    break Root::Whole {
+                        pack,
+                        data,
+                        offset,
+                        entry,
+                        kind,
+                    };
+                }
                 EntryKind::OfsDelta { base_offset } => {
-                    chain.push(Link { pack: pack.clone(), data: data.clone(), offset, entry });
+                    chain.push(Link {
+                        pack: pack.clone(),
+                        data: data.clone(),
+                        offset,
+                        entry,
+                    });
                     offset = base_offset;
                 }
                 EntryKind::RefDelta { base } => {
-                    chain.push(Link { pack: pack.clone(), data: data.clone(), offset, entry });
+                    chain.push(Link {
+                        pack: pack.clone(),
+                        data: data.clone(),
+                        offset,
+                        entry,
+                    });
                     let next = self.locate_ref_base(set, &pack, &base)?;
                     if !Arc::ptr_eq(&next.pack, &pack) {
                         data = self.pack_data(&next.pack)?;
@@ -166,14 +224,22 @@ impl Store {
             if chain.len() > MAX_CHAIN {
                 return Err(Error::Limit {
                     path: pack.pack_path().to_owned(),
-                    what: format!("delta chain longer than {MAX_CHAIN} (a loop?) at offset {offset}"),
+                    what: format!(
+                        "delta chain longer than {MAX_CHAIN} (a loop?) at offset {offset}"
+                    ),
                 });
             }
         };
 
         // No delta: inflate straight into the caller's buffer.
         let (kind, mut current): (ObjectKind, Arc<[u8]>) = match root {
-            Root::Whole { pack, data, offset, entry, kind } => {
+            Root::Whole {
+                pack,
+                data,
+                offset,
+                entry,
+                kind,
+            } => {
                 if chain.is_empty() {
                     let len = self.check_size(&pack, entry.size, "object")?;
                     let out = sink.buffer(kind, len)?;
@@ -181,7 +247,13 @@ impl Store {
                     return Ok(kind);
                 }
                 let bytes: Arc<[u8]> = self.inflate_to_vec(&pack, &data, offset, &entry)?.into();
-                self.cache.insert((pack.number, offset), CachedObject { kind, data: bytes.clone() });
+                self.cache.insert(
+                    (pack.number, offset),
+                    CachedObject {
+                        kind,
+                        data: bytes.clone(),
+                    },
+                );
                 (kind, bytes)
             }
             Root::Cached(cached) => (cached.kind, cached.data),
@@ -189,10 +261,19 @@ impl Store {
 
         let mut result = Vec::new();
         while let Some(link) = chain.pop() {
-            let delta_bytes = self.inflate_to_vec(&link.pack, &link.data, link.offset, &link.entry)?;
-            delta::apply(&current, &delta_bytes, self.options.max_object_size, &mut result).map_err(
-                |source| Error::Delta { path: link.pack.pack_path().to_owned(), offset: link.offset, source },
-            )?;
+            let delta_bytes =
+                self.inflate_to_vec(&link.pack, &link.data, link.offset, &link.entry)?;
+            delta::apply(
+                &current,
+                &delta_bytes,
+                self.options.max_object_size,
+                &mut result,
+            )
+            .map_err(|source| Error::Delta {
+                path: link.pack.pack_path().to_owned(),
+                offset: link.offset,
+                source,
+            })?;
             if chain.is_empty() {
                 let out = sink.buffer(kind, result.len())?;
                 out.copy_from_slice(&result);
@@ -200,14 +281,24 @@ impl Store {
             }
             // An intermediate result is the base of the next delta: keep it for other chains.
             current = Arc::from(&result[..]);
-            self.cache.insert((link.pack.number, link.offset), CachedObject { kind, data: current.clone() });
+            self.cache.insert(
+                (link.pack.number, link.offset),
+                CachedObject {
+                    kind,
+                    data: current.clone(),
+                },
+            );
         }
         unreachable!("a chain with deltas returns from inside the loop")
     }
 
     /// Final type and size of the object at `location`, reading only entry headers and the
     /// first bytes of one delta (libgit2 #3759: never inflate whole objects for a header).
-    pub(crate) fn decode_header(&self, set: &PackSet, location: &Location) -> Result<(ObjectKind, u64)> {
+    pub(crate) fn decode_header(
+        &self,
+        set: &PackSet,
+        location: &Location,
+    ) -> Result<(ObjectKind, u64)> {
         let mut pack = location.pack.clone();
         let mut data = self.pack_data(&pack)?;
         let mut offset = location.offset;
@@ -221,7 +312,10 @@ impl Store {
             let entry = self.parse_entry(&pack, &data, offset)?;
             let base_location = match entry.kind {
                 EntryKind::Base(kind) => return Ok((kind, size.unwrap_or(entry.size))),
-                EntryKind::OfsDelta { base_offset } => Location { pack: pack.clone(), offset: base_offset },
+                EntryKind::OfsDelta { base_offset } => Location {
+                    pack: pack.clone(),
+                    offset: base_offset,
+                },
                 EntryKind::RefDelta { base } => self.locate_ref_base(set, &pack, &base)?,
             };
             if size.is_none() {
@@ -240,17 +334,29 @@ impl Store {
     }
 
     /// The result size a delta declares, from the first bytes of its stream.
-    fn delta_result_size(&self, pack: &Pack, data: &PackData, offset: u64, entry: &Entry) -> Result<u64> {
+    fn delta_result_size(
+        &self,
+        pack: &Pack,
+        data: &PackData,
+        offset: u64,
+        entry: &Entry,
+    ) -> Result<u64> {
         // Two varints of at most 10 bytes each.
         let mut head = [0u8; 20];
-        let want = head.len().min(usize::try_from(entry.size).unwrap_or(usize::MAX));
+        let want = head
+            .len()
+            .min(usize::try_from(entry.size).unwrap_or(usize::MAX));
         let end = data.bytes.len() - HASH_LEN;
         let input = usize::try_from(entry.data_offset)
             .ok()
             .and_then(|start| data.bytes.get(start..end))
             .unwrap_or(&[]);
-        let produced = zlib::inflate_prefix(input, &mut head[..want])
-            .map_err(|source| Error::Zlib { path: pack.pack_path().to_owned(), offset, source })?;
+        let produced =
+            zlib::inflate_prefix(input, &mut head[..want]).map_err(|source| Error::Zlib {
+                path: pack.pack_path().to_owned(),
+                offset,
+                source,
+            })?;
         let header = delta::parse_header(&head[..produced]).map_err(|source| Error::Delta {
             path: pack.pack_path().to_owned(),
             offset,

@@ -28,8 +28,8 @@ use crate::oid::{ObjectId, Prefix};
 use cache::DeltaBaseCache;
 pub use decode::{ObjectSink, VecSink};
 use pack::MapCounter;
-pub use packset::{Location, MidxProblem, PackSet};
 use packset::{DirStamp, Scanner};
+pub use packset::{Location, MidxProblem, PackSet};
 
 /// Tuning and limits of a store. Backends on the same directory share a store only when their
 /// options are equal.
@@ -55,9 +55,17 @@ impl Default for Options {
         Options {
             use_midx: true,
             delta_cache_bytes: 96 << 20,
-            max_mapped_bytes: if cfg!(target_pointer_width = "64") { 8 << 30 } else { 256 << 20 },
+            max_mapped_bytes: if cfg!(target_pointer_width = "64") {
+                8 << 30
+            } else {
+                256 << 20
+            },
             max_mapped_packs: 4096,
-            max_object_size: if cfg!(target_pointer_width = "64") { (1 << 40) - 1 } else { (1 << 31) - 1 },
+            max_object_size: if cfg!(target_pointer_width = "64") {
+                (1 << 40) - 1
+            } else {
+                (1 << 31) - 1
+            },
         }
     }
 }
@@ -80,7 +88,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("objects_dir", &self.objects_dir).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("objects_dir", &self.objects_dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -158,7 +168,10 @@ impl Store {
 
     /// Bytes of pack data mapped now, and the number of mapped packs.
     pub fn mapped(&self) -> (u64, u64) {
-        (self.maps.bytes.load(Ordering::Relaxed), self.maps.files.load(Ordering::Relaxed))
+        (
+            self.maps.bytes.load(Ordering::Relaxed),
+            self.maps.files.load(Ordering::Relaxed),
+        )
     }
 
     /// Bytes held by the delta-base cache.
@@ -193,12 +206,20 @@ impl Store {
 
     fn rescan_locked(&self, current: &PackSet, stamp: DirStamp) -> Result<()> {
         let next_number = || self.next_pack_number.fetch_add(1, Ordering::Relaxed);
-        let scanner = Scanner { pack_dir: &self.pack_dir, use_midx: self.options.use_midx, next_number: &next_number };
+        let scanner = Scanner {
+            pack_dir: &self.pack_dir,
+            use_midx: self.options.use_midx,
+            next_number: &next_number,
+        };
         let (set, problems) = scanner.scan(current, stamp, SystemTime::now())?;
         // Packs that left the directory: their cached bases can go now; their mappings go when
         // the last reader of the old snapshot drops it.
         for (name, pack) in &current.by_name {
-            if set.by_name.get(name).is_none_or(|kept| !Arc::ptr_eq(kept, pack)) {
+            if set
+                .by_name
+                .get(name)
+                .is_none_or(|kept| !Arc::ptr_eq(kept, pack))
+            {
                 self.cache.forget_pack(pack.number);
             }
         }
@@ -238,7 +259,11 @@ impl Store {
         Ok(self.locate(oid, hint)?.is_some())
     }
 
-    fn locate(&self, oid: &ObjectId, hint: &AtomicUsize) -> Result<Option<(Arc<PackSet>, Location)>> {
+    fn locate(
+        &self,
+        oid: &ObjectId,
+        hint: &AtomicUsize,
+    ) -> Result<Option<(Arc<PackSet>, Location)>> {
         let set = self.snapshot.load_full();
         let found = set.locate(oid, hint.load(Ordering::Relaxed))?;
         Ok(found.map(|(location, position)| {
@@ -250,7 +275,12 @@ impl Store {
     }
 
     /// Reads a whole object into `sink`; [`Error::NotFound`] if no pack has it.
-    pub fn read(&self, oid: &ObjectId, hint: &AtomicUsize, sink: &mut dyn ObjectSink) -> Result<ObjectKind> {
+    pub fn read(
+        &self,
+        oid: &ObjectId,
+        hint: &AtomicUsize,
+        sink: &mut dyn ObjectSink,
+    ) -> Result<ObjectKind> {
         let (set, location) = self.locate(oid, hint)?.ok_or(Error::NotFound)?;
         self.decode(&set, &location, sink)
     }
@@ -271,7 +301,12 @@ impl Store {
     }
 
     /// Reads the one object whose id starts with `prefix`; returns its id and type.
-    pub fn read_prefix(&self, prefix: &Prefix, hint: &AtomicUsize, sink: &mut dyn ObjectSink) -> Result<(ObjectId, ObjectKind)> {
+    pub fn read_prefix(
+        &self,
+        prefix: &Prefix,
+        hint: &AtomicUsize,
+        sink: &mut dyn ObjectSink,
+    ) -> Result<(ObjectId, ObjectKind)> {
         if prefix.is_full() {
             // A full id cannot be ambiguous: take the exact path (pygit2 reads everything
             // through read_prefix).
@@ -286,7 +321,10 @@ impl Store {
 
     /// Calls `each` for every object of every pack (objects in a MIDX once, objects in several
     /// uncovered packs once per pack). Stops when `each` breaks and returns its value.
-    pub fn for_each(&self, each: &mut dyn FnMut(&ObjectId) -> ControlFlow<i32>) -> Result<Option<i32>> {
+    pub fn for_each(
+        &self,
+        each: &mut dyn FnMut(&ObjectId) -> ControlFlow<i32>,
+    ) -> Result<Option<i32>> {
         let set = self.snapshot.load_full();
         for layer in &set.midx {
             for index in 0..layer.file.num_objects() {
@@ -316,16 +354,24 @@ impl Store {
         let (_, location) = self.locate(oid, hint)?.ok_or(Error::NotFound)?;
         let pack = &location.pack;
         let now = SystemTime::now();
-        let now_secs = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
+        let now_secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs() as i64;
         let last = pack.last_freshened.load(Ordering::Relaxed);
         if now_secs - last < 2 {
             return Ok(());
         }
         // Packs are read-only (0444); futimens through a read-only descriptor is allowed to the
         // owner, as utime(2) on the path is for libgit2.
-        let file = std::fs::File::open(pack.pack_path()).map_err(|e| Error::io(pack.pack_path(), e))?;
-        file.set_times(std::fs::FileTimes::new().set_accessed(now).set_modified(now))
-            .map_err(|e| Error::io(pack.pack_path(), e))?;
+        let file =
+            std::fs::File::open(pack.pack_path()).map_err(|e| Error::io(pack.pack_path(), e))?;
+        file.set_times(
+            std::fs::FileTimes::new()
+                .set_accessed(now)
+                .set_modified(now),
+        )
+        .map_err(|e| Error::io(pack.pack_path(), e))?;
         pack.last_freshened.store(now_secs, Ordering::Relaxed);
         Ok(())
     }

@@ -51,7 +51,10 @@ impl MapTicket {
     fn new(counter: &Arc<MapCounter>, len: u64) -> MapTicket {
         counter.bytes.fetch_add(len, Ordering::Relaxed);
         counter.files.fetch_add(1, Ordering::Relaxed);
-        MapTicket { counter: counter.clone(), len }
+        MapTicket {
+            counter: counter.clone(),
+            len,
+        }
     }
 }
 
@@ -137,15 +140,22 @@ impl Pack {
             return Ok(index);
         }
         if let Some(what) = &state.index_error {
-            return Err(Error::Inconsistent { path: self.idx_path.clone(), what: what.clone() });
+            return Err(Error::Inconsistent {
+                path: self.idx_path.clone(),
+                what: what.clone(),
+            });
         }
-        let (map, _) = Mmap::open(&self.idx_path).map_err(|e| self.open_error(&self.idx_path, e))?;
+        let (map, _) =
+            Mmap::open(&self.idx_path).map_err(|e| self.open_error(&self.idx_path, e))?;
         let index = match PackIndex::from_bytes(map) {
             Ok(index) => Arc::new(index),
             Err(source) => {
                 // The file will not change in place: remember, don't re-validate on every miss.
                 state.index_error = Some(format!("corrupt pack index: {source}"));
-                return Err(Error::Index { path: self.idx_path.clone(), source });
+                return Err(Error::Index {
+                    path: self.idx_path.clone(),
+                    source,
+                });
             }
         };
         self.index.store(Some(index.clone()));
@@ -166,9 +176,16 @@ impl Pack {
         }
         let (bytes, _) =
             Mmap::open(&self.pack_path).map_err(|e| self.open_error(&self.pack_path, e))?;
-        let corrupt = |source| Error::Pack { path: self.pack_path.clone(), offset: 0, source };
+        let corrupt = |source| Error::Pack {
+            path: self.pack_path.clone(),
+            offset: 0,
+            source,
+        };
         let header = pack::parse_header(&bytes).map_err(corrupt)?;
-        let inconsistent = |what: String| Error::Inconsistent { path: self.pack_path.clone(), what };
+        let inconsistent = |what: String| Error::Inconsistent {
+            path: self.pack_path.clone(),
+            what,
+        };
         if header.num_objects as usize != index.num_objects() {
             return Err(inconsistent(format!(
                 "pack has {} objects but its index lists {}",
@@ -184,7 +201,10 @@ impl Pack {
             )));
         }
         let ticket = MapTicket::new(counter, bytes.len() as u64);
-        let data = Arc::new(PackData { bytes, _ticket: ticket });
+        let data = Arc::new(PackData {
+            bytes,
+            _ticket: ticket,
+        });
         self.data.store(Some(data.clone()));
         Ok((data, true))
     }
@@ -217,5 +237,4 @@ impl Pack {
             self.last_used.store(epoch, Ordering::Relaxed);
         }
     }
-
 }

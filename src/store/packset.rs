@@ -53,7 +53,9 @@ impl FileStamp {
     /// timestamp tick (file systems with coarse clocks; libgit2 #932). A racy stamp forces the
     /// next refresh to rescan.
     fn is_racy(&self, now: SystemTime) -> bool {
-        let now_ns = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+        let now_ns = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
         now_ns - self.mtime_ns < RACY_WINDOW.as_nanos() as i128
     }
 }
@@ -133,16 +135,31 @@ impl PackSet {
     pub fn locate(&self, oid: &ObjectId, hint: usize) -> Result<Option<(Location, Option<usize>)>> {
         for layer in &self.midx {
             if let Some(index) = layer.file.find(oid) {
-                let (pack_id, offset) = layer.file.pack_and_offset(index).map_err(|source| {
-                    Error::Midx { path: layer.path.clone(), source }
-                })?;
+                let (pack_id, offset) =
+                    layer
+                        .file
+                        .pack_and_offset(index)
+                        .map_err(|source| Error::Midx {
+                            path: layer.path.clone(),
+                            source,
+                        })?;
                 // `pack_and_offset` checked the id against the layer's pack count, and the layer
                 // holds exactly that many packs.
-                let pack = layer.packs.get(pack_id as usize).ok_or_else(|| Error::Inconsistent {
-                    path: layer.path.clone(),
-                    what: format!("pack id {pack_id} out of range"),
-                })?;
-                return Ok(Some((Location { pack: pack.clone(), offset }, None)));
+                let pack =
+                    layer
+                        .packs
+                        .get(pack_id as usize)
+                        .ok_or_else(|| Error::Inconsistent {
+                            path: layer.path.clone(),
+                            what: format!("pack id {pack_id} out of range"),
+                        })?;
+                return Ok(Some((
+                    Location {
+                        pack: pack.clone(),
+                        offset,
+                    },
+                    None,
+                )));
             }
         }
         let count = self.uncovered.len();
@@ -156,10 +173,17 @@ impl PackSet {
                 Err(_) => continue,
             };
             if let Some(found) = index.find(oid) {
-                let offset = index
-                    .offset_at(found)
-                    .map_err(|source| Error::Index { path: pack.idx_path().to_owned(), source })?;
-                return Ok(Some((Location { pack: pack.clone(), offset }, Some(position))));
+                let offset = index.offset_at(found).map_err(|source| Error::Index {
+                    path: pack.idx_path().to_owned(),
+                    source,
+                })?;
+                return Ok(Some((
+                    Location {
+                        pack: pack.clone(),
+                        offset,
+                    },
+                    Some(position),
+                )));
             }
         }
         Ok(None)
@@ -185,12 +209,24 @@ impl PackSet {
                 PrefixMatch::None => {}
                 PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
                 PrefixMatch::One(index) => {
-                    let (pack_id, offset) = layer
-                        .file
-                        .pack_and_offset(index)
-                        .map_err(|source| Error::Midx { path: layer.path.clone(), source })?;
-                    let Some(pack) = layer.packs.get(pack_id as usize) else { continue };
-                    accept(layer.file.oid_at(index), Location { pack: pack.clone(), offset })?;
+                    let (pack_id, offset) =
+                        layer
+                            .file
+                            .pack_and_offset(index)
+                            .map_err(|source| Error::Midx {
+                                path: layer.path.clone(),
+                                source,
+                            })?;
+                    let Some(pack) = layer.packs.get(pack_id as usize) else {
+                        continue;
+                    };
+                    accept(
+                        layer.file.oid_at(index),
+                        Location {
+                            pack: pack.clone(),
+                            offset,
+                        },
+                    )?;
                 }
             }
         }
@@ -200,10 +236,17 @@ impl PackSet {
                 PrefixMatch::None => {}
                 PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
                 PrefixMatch::One(position) => {
-                    let offset = index
-                        .offset_at(position)
-                        .map_err(|source| Error::Index { path: pack.idx_path().to_owned(), source })?;
-                    accept(index.oid_at(position), Location { pack: pack.clone(), offset })?;
+                    let offset = index.offset_at(position).map_err(|source| Error::Index {
+                        path: pack.idx_path().to_owned(),
+                        source,
+                    })?;
+                    accept(
+                        index.oid_at(position),
+                        Location {
+                            pack: pack.clone(),
+                            offset,
+                        },
+                    )?;
                 }
             }
         }
@@ -243,7 +286,12 @@ pub struct MidxProblem {
 
 impl Scanner<'_> {
     /// Builds a snapshot of the directory as it is now. `previous` lends its packs and MIDX.
-    pub fn scan(&self, previous: &PackSet, stamp: DirStamp, now: SystemTime) -> Result<(PackSet, Vec<MidxProblem>)> {
+    pub fn scan(
+        &self,
+        previous: &PackSet,
+        stamp: DirStamp,
+        now: SystemTime,
+    ) -> Result<(PackSet, Vec<MidxProblem>)> {
         let mut problems = Vec::new();
         let mut by_name = HashMap::new();
         let entries = match fs::read_dir(self.pack_dir) {
@@ -251,17 +299,29 @@ impl Scanner<'_> {
             // No pack directory (yet): an empty store, like libgit2, but one that notices when
             // the directory appears.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok((PackSet { stamp: Some(stamp), ..PackSet::default() }, problems));
+                return Ok((
+                    PackSet {
+                        stamp: Some(stamp),
+                        ..PackSet::default()
+                    },
+                    problems,
+                ));
             }
             Err(e) => return Err(Error::io(self.pack_dir, e)),
         };
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(self.pack_dir, e))?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
-            let Some(stem) = name.strip_suffix(".idx") else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Some(stem) = name.strip_suffix(".idx") else {
+                continue;
+            };
             let pack_path = self.pack_dir.join(format!("{stem}.pack"));
             // Like git and libgit2: an index counts only with its pack next to it.
-            let Ok(meta) = fs::metadata(&pack_path) else { continue };
+            let Ok(meta) = fs::metadata(&pack_path) else {
+                continue;
+            };
             if !meta.is_file() {
                 continue;
             }
@@ -272,7 +332,12 @@ impl Scanner<'_> {
             let pack = match previous.by_name.get(&name) {
                 // Same name and same file: keep the pack with its maps and caches.
                 Some(pack) if pack.info == info => pack.clone(),
-                _ => Arc::new(Pack::new((self.next_number)(), self.pack_dir, name.clone(), info)),
+                _ => Arc::new(Pack::new(
+                    (self.next_number)(),
+                    self.pack_dir,
+                    name.clone(),
+                    info,
+                )),
             };
             by_name.insert(name, pack);
         }
@@ -291,9 +356,22 @@ impl Scanner<'_> {
             .filter(|pack| !covered.contains(pack.idx_name.as_str()))
             .cloned()
             .collect();
-        uncovered.sort_by(|a, b| b.info.mtime.cmp(&a.info.mtime).then(a.idx_name.cmp(&b.idx_name)));
+        uncovered.sort_by(|a, b| {
+            b.info
+                .mtime
+                .cmp(&a.info.mtime)
+                .then(a.idx_name.cmp(&b.idx_name))
+        });
         let stamp = (!stamp.is_racy(now)).then_some(stamp);
-        Ok((PackSet { midx, uncovered, by_name, stamp }, problems))
+        Ok((
+            PackSet {
+                midx,
+                uncovered,
+                by_name,
+                stamp,
+            },
+            problems,
+        ))
     }
 
     /// Loads `multi-pack-index`, or else the chain in `multi-pack-index.d/`. A file that fails
@@ -315,7 +393,10 @@ impl Scanner<'_> {
             Ok(bytes) => match midx::parse_chain(&bytes) {
                 Ok(hashes) => hashes,
                 Err(source) => {
-                    problems.push(MidxProblem { path: chain_path, what: source.to_string() });
+                    problems.push(MidxProblem {
+                        path: chain_path,
+                        what: source.to_string(),
+                    });
                     return Vec::new();
                 }
             },
@@ -328,7 +409,10 @@ impl Scanner<'_> {
             match self.load_layer(&path, packs) {
                 Ok(Some(layer)) => layers.push(layer),
                 Ok(None) => {
-                    problems.push(MidxProblem { path, what: "layer file is missing".into() });
+                    problems.push(MidxProblem {
+                        path,
+                        what: "layer file is missing".into(),
+                    });
                     break;
                 }
                 Err(what) => {
@@ -359,9 +443,17 @@ impl Scanner<'_> {
             let name = file.pack_name(pack_id);
             match packs.get(name) {
                 Some(pack) => layer_packs.push(pack.clone()),
-                None => return Err(format!("names pack {name}, which is not in the pack directory")),
+                None => {
+                    return Err(format!(
+                        "names pack {name}, which is not in the pack directory"
+                    ));
+                }
             }
         }
-        Ok(Some(MidxLayer { file, path: path.to_owned(), packs: layer_packs }))
+        Ok(Some(MidxLayer {
+            file,
+            path: path.to_owned(),
+            packs: layer_packs,
+        }))
     }
 }

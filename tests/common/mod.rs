@@ -1,0 +1,474 @@
+//! Shared test helpers: deterministic repositories made with the `git` CLI, and libgit2 object
+//! databases (libgit2-sys's vendored 1.9.7) with odbpack or libgit2's own pack backend.
+#![allow(dead_code, unsafe_code, clippy::missing_safety_doc)]
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString, c_int, c_void};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Once;
+
+use libgit2_sys as raw;
+use odbpack::ffi::{odbpack_backend_new_ext, odbpack_options};
+
+unsafe extern "C" {
+    // Not declared by libgit2-sys, exported by the vendored library it links.
+    fn git_odb_read_prefix(
+        out: *mut *mut raw::git_odb_object,
+        db: *mut raw::git_odb,
+        short_id: *const raw::git_oid,
+        len: usize,
+    ) -> c_int;
+}
+
+/// Runs git in `dir` with a fixed, config-free environment; panics with stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = git_command(dir, args).output().expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// A git command with the test environment, not yet run.
+pub fn git_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new("git");
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "A U Thor")
+        .env("GIT_AUTHOR_EMAIL", "author@example.com")
+        .env("GIT_COMMITTER_NAME", "C O Mitter")
+        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
+        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+        .env("GIT_COMMITTER_DATE", "1700000000 +0000");
+    command
+}
+
+/// Runs git with `input` on stdin.
+pub fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    let mut child = git_command(dir, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("git runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("git finishes");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// A bare-ish test repository in a temp dir (work tree + `.git`).
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+}
+
+impl Repo {
+    pub fn new() -> Repo {
+        let dir = tempfile::tempdir().expect("temp dir");
+        git(dir.path(), &["-c", "init.defaultBranch=main", "init", "-q"]);
+        git(dir.path(), &["config", "maintenance.auto", "false"]);
+        git(dir.path(), &["config", "gc.auto", "0"]);
+        git(dir.path(), &["config", "pack.writeReverseIndex", "false"]);
+        Repo { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn objects_dir(&self) -> PathBuf {
+        self.path().join(".git/objects")
+    }
+
+    pub fn pack_dir(&self) -> PathBuf {
+        self.objects_dir().join("pack")
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        git(self.path(), args)
+    }
+
+    pub fn write(&self, name: &str, contents: &[u8]) {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, contents).expect("write file");
+    }
+
+    pub fn commit_all(&self, message: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+    }
+
+    /// A history where `files` text files are edited over `commits` commits (deltas galore),
+    /// deterministic contents.
+    pub fn grow_history(&self, commits: usize, files: usize, tag: &str) {
+        for c in 0..commits {
+            for f in 0..files {
+                if (c + f) % 3 == 0 || c == 0 {
+                    let mut text = String::new();
+                    for line in 0..(40 + f * 7) {
+                        let edit = if line % 11 == c % 11 {
+                            format!("edit {tag}{c}")
+                        } else {
+                            String::new()
+                        };
+                        text.push_str(&format!("file {f} line {line} {edit}\n"));
+                    }
+                    self.write(&format!("dir{}/file{f}.txt", f % 4), text.as_bytes());
+                }
+            }
+            self.commit_all(&format!("{tag} commit {c}"));
+        }
+    }
+
+    /// Every object in the repository: id → (type, size), from `git cat-file`.
+    pub fn all_objects(&self) -> BTreeMap<String, (String, usize)> {
+        let out = self.git(&[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname) %(objecttype) %(objectsize)",
+        ]);
+        out.lines()
+            .map(|line| {
+                let mut parts = line.split(' ');
+                let id = parts.next().expect("id").to_owned();
+                let kind = parts.next().expect("type").to_owned();
+                let size = parts.next().expect("size").parse().expect("size number");
+                (id, (kind, size))
+            })
+            .collect()
+    }
+
+    /// Contents of objects as `git cat-file --batch` prints them.
+    pub fn cat_objects(&self, ids: &[String]) -> BTreeMap<String, (String, Vec<u8>)> {
+        let input = ids.join("\n") + "\n";
+        let mut child = git_command(self.path(), &["cat-file", "--batch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("git");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).expect("write"));
+        let output = child.wait_with_output().expect("cat-file");
+        writer.join().expect("writer");
+        let mut rest = &output.stdout[..];
+        let mut objects = BTreeMap::new();
+        while !rest.is_empty() {
+            let newline = rest.iter().position(|&b| b == b'\n').expect("header line");
+            let header = std::str::from_utf8(&rest[..newline]).expect("utf-8");
+            let mut parts = header.split(' ');
+            let id = parts.next().expect("id").to_owned();
+            let kind = parts.next().expect("type").to_owned();
+            let size: usize = parts.next().expect("size").parse().expect("size");
+            let body = rest[newline + 1..newline + 1 + size].to_vec();
+            rest = &rest[newline + 2 + size..];
+            objects.insert(id, (kind, body));
+        }
+        objects
+    }
+
+    /// Removes loose objects (everything must come from packs).
+    pub fn prune_loose(&self) {
+        self.git(&["prune-packed"]);
+    }
+
+    /// The `.pack` files, sorted.
+    pub fn packs(&self) -> Vec<PathBuf> {
+        let mut packs: Vec<PathBuf> = std::fs::read_dir(self.pack_dir())
+            .expect("pack dir")
+            .map(|entry| entry.expect("entry").path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "pack"))
+            .collect();
+        packs.sort();
+        packs
+    }
+}
+
+pub fn libgit2_init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| unsafe {
+        assert!(raw::git_libgit2_init() >= 0);
+    });
+}
+
+/// Sets libgit2's strict hash verification (on by default).
+pub fn set_strict_hash_verification(on: bool) {
+    libgit2_init();
+    unsafe {
+        raw::git_libgit2_opts(
+            raw::GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION as c_int,
+            c_int::from(on),
+        );
+    }
+}
+
+/// Options that hand odbpack the statically linked libgit2's functions (not visible to dlsym).
+pub fn options_for_static_libgit2() -> odbpack_options {
+    let mut options = odbpack_options::default();
+    unsafe {
+        options.data_alloc = Some(std::mem::transmute::<
+            unsafe extern "C" fn(*mut raw::git_odb_backend, usize) -> *mut c_void,
+            unsafe extern "C" fn(*mut odbpack::ffi::sys::git_odb_backend, usize) -> *mut c_void,
+        >(raw::git_odb_backend_data_alloc));
+        options.data_free = Some(std::mem::transmute::<
+            unsafe extern "C" fn(*mut raw::git_odb_backend, *mut c_void),
+            unsafe extern "C" fn(*mut odbpack::ffi::sys::git_odb_backend, *mut c_void),
+        >(raw::git_odb_backend_data_free));
+        options.error_set_str = Some(raw::git_error_set_str);
+    }
+    options
+}
+
+/// Which pack backend an [`Odb`] uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Odbpack,
+    Libgit2,
+}
+
+/// A `git_odb` holding one pack backend (no loose backend: every object must come from packs).
+pub struct Odb {
+    pub raw: *mut raw::git_odb,
+    pub backend: *mut raw::git_odb_backend,
+}
+
+// SAFETY: a git_odb is thread-safe (one mutex per odb); tests move whole odbs between threads.
+unsafe impl Send for Odb {}
+
+/// A read object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Object {
+    pub id: String,
+    pub kind: String,
+    pub data: Vec<u8>,
+}
+
+pub fn kind_name(kind: raw::git_object_t) -> String {
+    match kind {
+        raw::GIT_OBJECT_COMMIT => "commit",
+        raw::GIT_OBJECT_TREE => "tree",
+        raw::GIT_OBJECT_BLOB => "blob",
+        raw::GIT_OBJECT_TAG => "tag",
+        _ => "invalid",
+    }
+    .to_owned()
+}
+
+pub fn oid(hex: &str) -> raw::git_oid {
+    let id = odbpack::ObjectId::from_hex(hex).expect("40 hex");
+    raw::git_oid { id: id.0 }
+}
+
+/// A prefix as libgit2 passes it: hex digits, rest zero.
+pub fn prefix_oid(hex: &str) -> raw::git_oid {
+    let prefix = odbpack::Prefix::from_hex(hex).expect("4..40 hex");
+    raw::git_oid { id: prefix.id().0 }
+}
+
+pub fn last_error() -> String {
+    unsafe {
+        let error = raw::git_error_last();
+        if error.is_null() || (*error).message.is_null() {
+            return String::new();
+        }
+        CStr::from_ptr((*error).message)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+impl Odb {
+    pub fn open(objects_dir: &Path, backend: Backend) -> Odb {
+        Odb::open_with(objects_dir, backend, options_for_static_libgit2())
+    }
+
+    pub fn open_with(objects_dir: &Path, backend: Backend, options: odbpack_options) -> Odb {
+        libgit2_init();
+        let dir = CString::new(objects_dir.to_str().expect("utf-8 path")).expect("no NUL");
+        unsafe {
+            let mut odb = std::ptr::null_mut();
+            assert_eq!(raw::git_odb_new(&mut odb), 0);
+            let mut pack: *mut raw::git_odb_backend = std::ptr::null_mut();
+            match backend {
+                Backend::Odbpack => {
+                    let rc =
+                        odbpack_backend_new_ext((&raw mut pack).cast(), dir.as_ptr(), &options);
+                    assert_eq!(rc, 0, "odbpack_backend_new_ext: {}", last_error());
+                }
+                Backend::Libgit2 => {
+                    assert_eq!(raw::git_odb_backend_pack(&mut pack, dir.as_ptr()), 0)
+                }
+            }
+            assert_eq!(raw::git_odb_add_backend(odb, pack, 2), 0);
+            Odb {
+                raw: odb,
+                backend: pack,
+            }
+        }
+    }
+
+    fn take_object(object: *mut raw::git_odb_object) -> Object {
+        unsafe {
+            let id = odbpack::ObjectId((*raw::git_odb_object_id(object)).id).to_hex();
+            let size = raw::git_odb_object_size(object);
+            let data = raw::git_odb_object_data(object).cast::<u8>();
+            let bytes = std::slice::from_raw_parts(data, size).to_vec();
+            // The buffer must be NUL-terminated (libgit2 scans commits with strchr).
+            assert_eq!(*data.add(size), 0, "buffer of {id} not NUL-terminated");
+            let kind = kind_name(raw::git_odb_object_type(object));
+            raw::git_odb_object_free(object);
+            Object {
+                id,
+                kind,
+                data: bytes,
+            }
+        }
+    }
+
+    pub fn read(&self, hex: &str) -> Result<Object, c_int> {
+        let id = oid(hex);
+        unsafe {
+            let mut object = std::ptr::null_mut();
+            match raw::git_odb_read(&mut object, self.raw, &id) {
+                0 => Ok(Odb::take_object(object)),
+                rc => Err(rc),
+            }
+        }
+    }
+
+    pub fn read_prefix(&self, hex: &str) -> Result<Object, c_int> {
+        let id = prefix_oid(hex);
+        unsafe {
+            let mut object = std::ptr::null_mut();
+            match git_odb_read_prefix(&mut object, self.raw, &id, hex.len()) {
+                0 => Ok(Odb::take_object(object)),
+                rc => Err(rc),
+            }
+        }
+    }
+
+    pub fn read_header(&self, hex: &str) -> Result<(String, usize), c_int> {
+        let id = oid(hex);
+        unsafe {
+            let (mut len, mut kind) = (0usize, 0 as raw::git_object_t);
+            match raw::git_odb_read_header(&mut len, &mut kind, self.raw, &id) {
+                0 => Ok((kind_name(kind), len)),
+                rc => Err(rc),
+            }
+        }
+    }
+
+    pub fn exists(&self, hex: &str) -> bool {
+        let id = oid(hex);
+        unsafe { raw::git_odb_exists(self.raw, &id) == 1 }
+    }
+
+    pub fn exists_prefix(&self, hex: &str) -> Result<String, c_int> {
+        let id = prefix_oid(hex);
+        unsafe {
+            let mut out = raw::git_oid { id: [0; 20] };
+            match raw::git_odb_exists_prefix(&mut out, self.raw, &id, hex.len()) {
+                0 => Ok(odbpack::ObjectId(out.id).to_hex()),
+                rc => Err(rc),
+            }
+        }
+    }
+
+    pub fn refresh(&self) -> c_int {
+        unsafe { raw::git_odb_refresh(self.raw) }
+    }
+
+    /// All ids foreach reports, in order.
+    pub fn foreach(&self) -> (c_int, Vec<String>) {
+        extern "C" fn collect(id: *const raw::git_oid, payload: *mut c_void) -> c_int {
+            let ids = unsafe { &mut *payload.cast::<Vec<String>>() };
+            ids.push(odbpack::ObjectId(unsafe { (*id).id }).to_hex());
+            0
+        }
+        let mut ids: Vec<String> = Vec::new();
+        let rc = unsafe { raw::git_odb_foreach(self.raw, Some(collect), (&raw mut ids).cast()) };
+        (rc, ids)
+    }
+
+    /// The odbpack store behind this odb (odbpack backends only).
+    pub fn store(&self) -> std::sync::Arc<odbpack::store::Store> {
+        unsafe { odbpack::ffi::backend_store(self.backend.cast()).expect("odbpack backend") }
+    }
+}
+
+impl Drop for Odb {
+    fn drop(&mut self) {
+        unsafe { raw::git_odb_free(self.raw) };
+    }
+}
+
+/// Reads every object through odbpack and libgit2's backend and checks everything against git:
+/// read, read_header, exists, 40-hex and 10-hex read_prefix, exists_prefix.
+pub fn assert_same_as_git_and_libgit2(repo: &Repo) {
+    let expected = repo.all_objects();
+    assert!(!expected.is_empty(), "test repository has objects");
+    let ids: Vec<String> = expected.keys().cloned().collect();
+    let contents = repo.cat_objects(&ids);
+    let ours = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    let theirs = Odb::open(&repo.objects_dir(), Backend::Libgit2);
+    for (id, (kind, size)) in &expected {
+        let (git_kind, git_body) = &contents[id];
+        let mine = ours
+            .read(id)
+            .unwrap_or_else(|rc| panic!("odbpack read {id}: {rc} {}", last_error()));
+        assert_eq!(&mine.kind, git_kind, "type of {id}");
+        assert_eq!(&mine.data, git_body, "content of {id}");
+        let libgit2 = theirs
+            .read(id)
+            .unwrap_or_else(|rc| panic!("libgit2 read {id}: {rc}"));
+        assert_eq!(mine, libgit2, "odbpack and libgit2 disagree on {id}");
+        assert_eq!(
+            ours.read_header(id),
+            Ok((kind.clone(), *size)),
+            "read_header {id}"
+        );
+        assert!(ours.exists(id), "exists {id}");
+        assert_eq!(
+            ours.read_prefix(id).as_ref().map(|o| &o.id),
+            Ok(id),
+            "40-hex read_prefix {id}"
+        );
+        let short = &id[..10];
+        assert_eq!(
+            ours.read_prefix(short).map(|o| o.id),
+            theirs.read_prefix(short).map(|o| o.id),
+            "read_prefix {short}"
+        );
+        assert_eq!(
+            ours.exists_prefix(short),
+            theirs.exists_prefix(short),
+            "exists_prefix {short}"
+        );
+    }
+    let mut absent = "0123456789abcdef0123456789abcdef01234567".to_owned();
+    while expected.contains_key(&absent) {
+        absent.replace_range(0..1, "f");
+    }
+    assert!(!ours.exists(&absent));
+    assert_eq!(ours.read(&absent).err(), Some(raw::GIT_ENOTFOUND as c_int));
+    assert_eq!(
+        ours.read_header(&absent).err(),
+        Some(raw::GIT_ENOTFOUND as c_int)
+    );
+}

@@ -1,0 +1,353 @@
+//! The read path against real git and real libgit2: every object of repositories built with the
+//! git CLI, read through odbpack registered in libgit2 (vendored 1.9.7), compared with libgit2's
+//! own pack backend and with `git cat-file`.
+
+mod common;
+
+use std::ffi::c_int;
+
+use common::*;
+use libgit2_sys as raw;
+
+const NOT_FOUND: c_int = raw::GIT_ENOTFOUND as c_int;
+const AMBIGUOUS: c_int = raw::GIT_EAMBIGUOUS as c_int;
+
+/// Several packs (one per batch of commits), a deep-delta full repack, and loose objects pruned.
+#[test]
+fn many_packs_and_deep_deltas_match_git_and_libgit2() {
+    let repo = Repo::new();
+    for batch in 0..4 {
+        repo.grow_history(6, 9, &format!("b{batch}-"));
+        repo.git(&["repack", "-dq"]);
+    }
+    repo.prune_loose();
+    assert!(repo.packs().len() >= 4, "several packs");
+    assert_same_as_git_and_libgit2(&repo);
+
+    repo.git(&["repack", "-adfq", "--window=50", "--depth=200"]);
+    assert_eq!(repo.packs().len(), 1);
+    assert_same_as_git_and_libgit2(&repo);
+}
+
+/// A pack written with REF_DELTA entries (no --delta-base-offset), and a v1 index.
+#[test]
+fn ref_delta_pack_and_v1_index() {
+    let repo = Repo::new();
+    repo.grow_history(10, 6, "r");
+    let objects: Vec<String> = repo.all_objects().into_keys().collect();
+    let input = objects.join("\n") + "\n";
+    let pack_base = repo.pack_dir().join("pack");
+    git_stdin(
+        repo.path(),
+        &[
+            "pack-objects",
+            "-q",
+            "--index-version=1",
+            pack_base.to_str().expect("utf-8"),
+        ],
+        input.as_bytes(),
+    );
+    // Remove everything else so only the REF_DELTA pack serves.
+    for pack in repo.packs() {
+        let idx = pack.with_extension("idx");
+        let bytes = std::fs::read(&idx).expect("idx");
+        if bytes.starts_with(b"\xfftOc") {
+            std::fs::remove_file(&pack).expect("rm pack");
+            std::fs::remove_file(idx).expect("rm idx");
+        }
+    }
+    repo.prune_loose();
+    for loose in std::fs::read_dir(repo.objects_dir()).expect("objects") {
+        let path = loose.expect("entry").path();
+        if path.file_name().is_some_and(|n| n.len() == 2) {
+            std::fs::remove_dir_all(path).expect("rm loose dir");
+        }
+    }
+    let packs = repo.packs();
+    assert_eq!(packs.len(), 1);
+    let pack = std::fs::read(&packs[0]).expect("pack");
+    let has_ref_delta = {
+        let index = odbpack::format::idx::PackIndex::from_bytes(
+            std::fs::read(packs[0].with_extension("idx")).expect("idx"),
+        )
+        .expect("idx parses");
+        assert_eq!(index.version(), 1);
+        (0..index.num_objects()).any(|i| {
+            let offset = index.offset_at(i).expect("offset");
+            matches!(
+                odbpack::format::pack::parse_entry(&pack, offset)
+                    .expect("entry")
+                    .kind,
+                odbpack::format::pack::EntryKind::RefDelta { .. }
+            )
+        })
+    };
+    assert!(
+        has_ref_delta,
+        "pack-objects without --delta-base-offset writes REF_DELTA"
+    );
+    assert_same_as_git_and_libgit2(&repo);
+}
+
+/// Objects present in two packs are found once, and prefixes of them are not ambiguous.
+#[test]
+fn duplicated_objects_are_not_ambiguous() {
+    let repo = Repo::new();
+    repo.grow_history(5, 5, "d");
+    repo.git(&["repack", "-dq"]);
+    // A second pack with all objects again.
+    let all = repo.all_objects();
+    let input = all.keys().cloned().collect::<Vec<_>>().join("\n") + "\n";
+    let base = repo.pack_dir().join("pack");
+    git_stdin(
+        repo.path(),
+        &[
+            "pack-objects",
+            "-q",
+            "--delta-base-offset",
+            base.to_str().expect("utf-8"),
+        ],
+        input.as_bytes(),
+    );
+    repo.prune_loose();
+    assert_eq!(repo.packs().len(), 2);
+    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    for id in all.keys() {
+        assert_eq!(odb.read_prefix(&id[..7]).map(|o| o.id), Ok(id.clone()));
+        assert_eq!(odb.exists_prefix(&id[..7]), Ok(id.clone()));
+    }
+    assert_same_as_git_and_libgit2(&repo);
+}
+
+/// Blobs whose ids share prefixes: ambiguous within one pack and across packs, resolved by one
+/// more digit — the same answers as libgit2's backend.
+#[test]
+fn ambiguity_matrix_matches_libgit2() {
+    let repo = Repo::new();
+    for i in 0..1500 {
+        repo.write(
+            &format!("blobs/{i}"),
+            format!("blob number {i}\n").as_bytes(),
+        );
+    }
+    repo.commit_all("many blobs");
+    repo.git(&["repack", "-adq"]);
+    for i in 1500..3000 {
+        repo.write(
+            &format!("blobs/{i}"),
+            format!("blob number {i}\n").as_bytes(),
+        );
+    }
+    repo.commit_all("more blobs");
+    repo.git(&["repack", "-dq"]);
+    repo.prune_loose();
+    let packs = repo.packs();
+    assert_eq!(packs.len(), 2);
+    let first_pack: std::collections::BTreeSet<String> = {
+        let index = odbpack::format::idx::PackIndex::from_bytes(
+            std::fs::read(packs[0].with_extension("idx")).expect("idx"),
+        )
+        .expect("parse");
+        (0..index.num_objects())
+            .map(|i| index.oid_at(i).to_hex())
+            .collect()
+    };
+    let ids: Vec<String> = repo.all_objects().into_keys().collect();
+    let (mut within, mut across) = (None, None);
+    for pair in ids.windows(2) {
+        if pair[0][..5] == pair[1][..5] {
+            let same_pack = first_pack.contains(&pair[0]) == first_pack.contains(&pair[1]);
+            let slot = if same_pack { &mut within } else { &mut across };
+            slot.get_or_insert((pair[0].clone(), pair[1].clone()));
+        }
+    }
+    let ours = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    let theirs = Odb::open(&repo.objects_dir(), Backend::Libgit2);
+    let mut checked = 0;
+    for (a, b) in [within, across].into_iter().flatten() {
+        let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+        let shared = &a[..common];
+        assert_eq!(
+            ours.read_prefix(shared).err(),
+            Some(AMBIGUOUS),
+            "{shared} is ambiguous"
+        );
+        assert_eq!(ours.exists_prefix(shared).err(), Some(AMBIGUOUS));
+        assert_eq!(theirs.read_prefix(shared).err(), Some(AMBIGUOUS));
+        let longer = &a[..common + 1];
+        assert_eq!(ours.read_prefix(longer).map(|o| o.id), Ok(a.clone()));
+        assert_eq!(ours.exists_prefix(longer), Ok(a.clone()));
+        checked += 1;
+    }
+    assert!(checked >= 1, "3000 blobs give 5-hex collisions");
+    // A prefix matching nothing.
+    let mut missing = ids[0][..8].to_owned();
+    while ids.iter().any(|id| id.starts_with(&missing)) {
+        missing.replace_range(7..8, if &missing[7..8] == "0" { "1" } else { "0" });
+    }
+    assert_eq!(ours.read_prefix(&missing).err(), Some(NOT_FOUND));
+    assert_eq!(ours.exists_prefix(&missing).err(), Some(NOT_FOUND));
+}
+
+/// foreach reports every packed object and returns the callback's stop value verbatim.
+#[test]
+fn foreach_lists_everything_and_stops_with_the_callback_value() {
+    let repo = Repo::new();
+    repo.grow_history(8, 6, "f");
+    repo.git(&["repack", "-dq"]);
+    repo.grow_history(3, 6, "g");
+    repo.git(&["repack", "-dq"]);
+    repo.prune_loose();
+    let expected: Vec<String> = repo.all_objects().into_keys().collect();
+    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    let (rc, mut ids) = odb.foreach();
+    assert_eq!(rc, 0);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids, expected);
+
+    for stop in [-321, 321] {
+        struct Count {
+            seen: usize,
+            stop: c_int,
+        }
+        extern "C" fn stop_at_20(_: *const raw::git_oid, payload: *mut std::ffi::c_void) -> c_int {
+            let count = unsafe { &mut *payload.cast::<Count>() };
+            count.seen += 1;
+            if count.seen == 20 { count.stop } else { 0 }
+        }
+        let mut count = Count { seen: 0, stop };
+        let rc =
+            unsafe { raw::git_odb_foreach(odb.raw, Some(stop_at_20), (&raw mut count).cast()) };
+        assert_eq!(rc, stop);
+        assert_eq!(count.seen, 20);
+    }
+}
+
+/// freshen (through git_odb_write of an existing object) touches the pack, at most every 2 s.
+#[test]
+fn freshen_touches_the_pack() {
+    let repo = Repo::new();
+    repo.write("a.txt", b"freshen me\n");
+    repo.commit_all("one");
+    repo.git(&["repack", "-adq"]);
+    repo.prune_loose();
+    let pack = repo.packs().remove(0);
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    std::fs::File::open(&pack)
+        .expect("pack")
+        .set_modified(old)
+        .expect("set mtime");
+    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    let blob = repo.git(&["rev-parse", "HEAD:a.txt"]).trim().to_owned();
+    let freshen = odb.backend;
+    let rc = unsafe {
+        let backend = &*freshen;
+        (backend.freshen.expect("freshen slot"))(freshen, &oid(&blob))
+    };
+    assert_eq!(rc, 0);
+    let touched = std::fs::metadata(&pack)
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    assert!(
+        touched > old + std::time::Duration::from_secs(1000),
+        "mtime advanced"
+    );
+    // Within two seconds: not touched again.
+    std::fs::File::open(&pack)
+        .expect("pack")
+        .set_modified(old)
+        .expect("set mtime");
+    let rc = unsafe { ((*freshen).freshen.expect("slot"))(freshen, &oid(&blob)) };
+    assert_eq!(rc, 0);
+    assert_eq!(
+        std::fs::metadata(&pack)
+            .expect("meta")
+            .modified()
+            .expect("mtime"),
+        old
+    );
+    let absent = oid("0123456789abcdef0123456789abcdef01234567");
+    assert_eq!(
+        unsafe { ((*freshen).freshen.expect("slot"))(freshen, &absent) },
+        NOT_FOUND
+    );
+}
+
+/// A pack written after the backend opened is found (libgit2 refreshes on a miss); a pack that
+/// vanished is dropped and its objects found in the pack that replaced it.
+#[test]
+fn refresh_picks_up_new_packs_and_drops_vanished_ones() {
+    let repo = Repo::new();
+    repo.grow_history(3, 3, "x");
+    repo.git(&["repack", "-adq"]);
+    repo.prune_loose();
+    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    let before = repo.all_objects();
+    repo.grow_history(3, 3, "y");
+    repo.git(&["repack", "-dq"]);
+    repo.prune_loose();
+    let after = repo.all_objects();
+    let new_id = after
+        .keys()
+        .find(|id| !before.contains_key(*id))
+        .expect("new object")
+        .clone();
+    // The odb misses, refreshes, retries: found.
+    assert!(
+        odb.read(&new_id).is_ok(),
+        "new pack found after refresh-on-miss"
+    );
+    // Repack everything into one new pack: the old packs vanish.
+    repo.git(&["repack", "-adq"]);
+    assert_eq!(odb.refresh(), 0);
+    for id in after.keys() {
+        assert!(odb.read(id).is_ok(), "{id} readable after repack");
+    }
+    assert_eq!(
+        odb.store().snapshot().by_name.len(),
+        1,
+        "vanished packs dropped"
+    );
+    // Nothing changed: refresh is a no-op that keeps the snapshot.
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    assert_eq!(odb.refresh(), 0);
+    let snapshot = odb.store().snapshot();
+    assert_eq!(odb.refresh(), 0);
+    assert!(
+        std::sync::Arc::ptr_eq(&snapshot, &odb.store().snapshot()),
+        "unchanged directory keeps the snapshot"
+    );
+}
+
+/// Backends opened on the same directory share one store.
+#[test]
+fn backends_on_one_directory_share_a_store() {
+    let repo = Repo::new();
+    repo.grow_history(2, 2, "s");
+    repo.git(&["repack", "-adq"]);
+    let a = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    let b = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    assert!(std::sync::Arc::ptr_eq(&a.store(), &b.store()));
+    let mut other = options_for_static_libgit2();
+    other.use_midx = 0;
+    let c = Odb::open_with(&repo.objects_dir(), Backend::Odbpack, other);
+    assert!(
+        !std::sync::Arc::ptr_eq(&a.store(), &c.store()),
+        "different options, different store"
+    );
+}
+
+/// With strict hash verification off libgit2 no longer re-hashes: odbpack must still hand out
+/// exactly git's bytes.
+#[test]
+fn correct_bytes_without_strict_verification() {
+    let repo = Repo::new();
+    repo.grow_history(6, 5, "v");
+    repo.git(&["repack", "-adfq", "--depth=50"]);
+    repo.prune_loose();
+    set_strict_hash_verification(false);
+    assert_same_as_git_and_libgit2(&repo);
+    set_strict_hash_verification(true);
+}
