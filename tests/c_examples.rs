@@ -1,0 +1,214 @@
+//! The C examples are the integration tests of the shipped artefacts: `libodbpack.so` and
+//! `include/odbpack.h`, compiled with `-Wall -Wextra -Wpedantic -Werror` against the system's
+//! shared libgit2 (Debian's 1.5: a different libgit2 than the vendored one the Rust tests link),
+//! run on repositories made with git, output compared with git's; once under valgrind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// `target/<profile>`, where cargo put `libodbpack.so` (the test binary lives in `deps/` below).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_owned()
+}
+
+fn pkg_config(args: &[&str]) -> Vec<String> {
+    let output = Command::new("pkg-config").args(args).arg("libgit2").output().expect(
+        "pkg-config runs (install pkg-config and libgit2-dev: the C examples need a system libgit2)",
+    );
+    assert!(
+        output.status.success(),
+        "libgit2-dev is not installed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Compiles `examples/<name>.c` into a temp dir; returns the binary.
+pub fn compile_example(name: &str, out_dir: &Path) -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib_dir = target_dir();
+    assert!(
+        lib_dir.join("libodbpack.so").exists(),
+        "libodbpack.so built by cargo in {}",
+        lib_dir.display()
+    );
+    let binary = out_dir.join(name);
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-g",
+        ])
+        .arg(format!("-I{}", manifest.join("include").display()))
+        .args(pkg_config(&["--cflags"]))
+        .arg(manifest.join("examples").join(format!("{name}.c")))
+        .arg("-o")
+        .arg(&binary)
+        .arg(format!("-L{}", lib_dir.display()))
+        .arg("-lodbpack")
+        .args(pkg_config(&["--libs"]))
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .status()
+        .expect("C compiler runs");
+    assert!(status.success(), "examples/{name}.c compiles cleanly");
+    binary
+}
+
+fn run_with_stdin(command: &mut Command, input: &[u8]) -> (bool, Vec<u8>, String) {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().expect("wait");
+    writer.join().expect("writer thread").expect("write stdin");
+    (
+        output.status.success(),
+        output.stdout,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A repository with several packs, a MIDX over some of them and a few loose objects.
+fn example_repo() -> Repo {
+    let repo = Repo::new();
+    repo.grow_history(8, 6, "c");
+    repo.git(&["repack", "-dq"]);
+    repo.grow_history(4, 6, "d");
+    repo.git(&["repack", "-dq"]);
+    repo.git(&["multi-pack-index", "write"]);
+    repo.grow_history(2, 6, "e");
+    repo.git(&["repack", "-dq"]);
+    repo.prune_loose();
+    repo.write("loose.txt", b"a loose object\n");
+    repo.git(&["add", "loose.txt"]);
+    repo
+}
+
+#[test]
+fn cat_file_example_matches_git_cat_file() {
+    let repo = example_repo();
+    let work = tempfile::tempdir().expect("temp dir");
+    let cat_file = compile_example("cat_file", work.path());
+    let objects = repo.objects_dir();
+    let ids: Vec<String> = repo.all_objects().into_keys().collect();
+    // Full ids, 12-hex prefixes, and one id that does not exist.
+    let mut input = String::new();
+    for id in &ids {
+        input.push_str(&format!("{id}\n{}\n", &id[..12]));
+    }
+    input.push_str("0123456789abcdef0123456789abcdef01234567\n");
+    let (ok, ours, stderr) = run_with_stdin(
+        Command::new(&cat_file).arg(&objects).arg("--batch"),
+        input.as_bytes(),
+    );
+    assert!(ok, "cat_file --batch failed: {stderr}");
+    let (ok, expected, stderr) = run_with_stdin(
+        &mut git_command(repo.path(), &["cat-file", "--batch"]),
+        input.as_bytes(),
+    );
+    assert!(ok, "git cat-file failed: {stderr}");
+    assert!(
+        ours == expected,
+        "cat_file --batch output differs from git cat-file --batch"
+    );
+
+    let head = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    for (flag, expected) in [
+        ("-t", "commit\n".to_owned()),
+        ("-s", repo.git(&["cat-file", "-s", &head])),
+    ] {
+        let output = Command::new(&cat_file)
+            .arg(&objects)
+            .arg(flag)
+            .arg(&head[..9])
+            .output()
+            .expect("run");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
+    }
+}
+
+/// The shipped library defines nothing but `odbpack_*` symbols (no libgit2, no Rust internals).
+#[test]
+fn shared_library_exports_only_odbpack_symbols() {
+    let output = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(target_dir().join("libodbpack.so"))
+        .output()
+        .expect("nm runs");
+    assert!(output.status.success());
+    let symbols = String::from_utf8(output.stdout).expect("utf-8");
+    let names: Vec<&str> = symbols
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(2))
+        .collect();
+    assert!(names.contains(&"odbpack_backend_new"));
+    let foreign: Vec<&&str> = names
+        .iter()
+        .filter(|name| !name.starts_with("odbpack_"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "unexpected exported symbols: {foreign:?}"
+    );
+    let undefined = Command::new("nm")
+        .args(["-D", "--undefined-only"])
+        .arg(target_dir().join("libodbpack.so"))
+        .output()
+        .expect("nm");
+    let undefined = String::from_utf8(undefined.stdout).expect("utf-8");
+    assert!(
+        !undefined.contains("git_"),
+        "links no libgit2 symbol: {undefined}"
+    );
+}
+
+/// Once under valgrind: no invalid access, no definite leak.
+#[test]
+fn cat_file_example_is_clean_under_valgrind() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        panic!("valgrind is required for this test (apt-get install valgrind)");
+    }
+    let repo = example_repo();
+    let work = tempfile::tempdir().expect("temp dir");
+    let cat_file = compile_example("cat_file", work.path());
+    let ids: Vec<String> = repo.all_objects().into_keys().take(200).collect();
+    let input = ids
+        .iter()
+        .map(|id| format!("{id}\n{}\n", &id[..8]))
+        .collect::<String>();
+    let (ok, _, stderr) = run_with_stdin(
+        Command::new("valgrind")
+            .args([
+                "--error-exitcode=99",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+                "-q",
+            ])
+            .arg(&cat_file)
+            .arg(repo.objects_dir())
+            .arg("--batch"),
+        input.as_bytes(),
+    );
+    assert!(ok, "valgrind reported errors:\n{stderr}");
+}
