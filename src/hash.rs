@@ -60,7 +60,11 @@ pub struct HashingWriter<W: Write> {
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W) -> HashingWriter<W> {
-        HashingWriter { inner, hasher: Sha1::new(), written: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha1::new(),
+            written: 0,
+        }
     }
 
     /// Bytes written so far (trailer excluded).

@@ -82,7 +82,10 @@ impl Prefix {
         } else {
             masked.0[full_bytes..].fill(0);
         }
-        Some(Prefix { id: masked, hex_len })
+        Some(Prefix {
+            id: masked,
+            hex_len,
+        })
     }
 
     /// Parses 4..=40 hex digits.
@@ -95,7 +98,10 @@ impl Prefix {
             let nibble = (c as char).to_digit(16)? as u8;
             id.0[i / 2] |= if i % 2 == 0 { nibble << 4 } else { nibble };
         }
-        Some(Prefix { id, hex_len: hex.len() })
+        Some(Prefix {
+            id,
+            hex_len: hex.len(),
+        })
     }
 
     /// The prefix bits, zero-padded to a full id; also the smallest id the prefix matches.
@@ -141,7 +147,10 @@ mod tests {
         assert_eq!(id.to_hex(), hex);
         assert_eq!(ObjectId::from_hex(&hex.to_uppercase()), Some(id));
         assert_eq!(ObjectId::from_hex(&hex[..39]), None);
-        assert_eq!(ObjectId::from_hex("g001298e0c09ad9c34e4249bc5801c75e9754fa5"), None);
+        assert_eq!(
+            ObjectId::from_hex("g001298e0c09ad9c34e4249bc5801c75e9754fa5"),
+            None
+        );
     }
 
     #[test]
@@ -158,6 +167,9 @@ mod tests {
         assert!(prefix.matches(&other.0));
         assert!(Prefix::new(id, 3).is_none());
         assert!(Prefix::new(id, 41).is_none());
-        assert_eq!(Prefix::from_hex("5001298"), Some(Prefix::new(id, 7).expect("len 7")));
+        assert_eq!(
+            Prefix::from_hex("5001298"),
+            Some(Prefix::new(id, 7).expect("len 7"))
+        );
     }
 }

@@ -43,7 +43,11 @@ pub fn parse_fanout(bytes: &[u8]) -> Result<[u32; 256], FanoutError> {
     for (index, slot) in fanout.iter_mut().enumerate() {
         let value = be_u32(bytes, index * 4).unwrap_or(0);
         if value < previous {
-            return Err(FanoutError::NotMonotonic { index, value, previous });
+            return Err(FanoutError::NotMonotonic {
+                index,
+                value,
+                previous,
+            });
         }
         *slot = value;
         previous = value;
@@ -86,7 +90,11 @@ impl<'a> SortedIds<'a> {
     fn bucket(&self, first_byte: u8) -> (usize, usize) {
         let len = self.len();
         let hi = (self.fanout[first_byte as usize] as usize).min(len);
-        let lo = if first_byte == 0 { 0 } else { self.fanout[first_byte as usize - 1] as usize };
+        let lo = if first_byte == 0 {
+            0
+        } else {
+            self.fanout[first_byte as usize - 1] as usize
+        };
         (lo.min(hi), hi)
     }
 
@@ -190,7 +198,11 @@ mod tests {
         bytes[255 * 4..].copy_from_slice(&4u32.to_be_bytes());
         assert_eq!(
             parse_fanout(&bytes),
-            Err(FanoutError::NotMonotonic { index: 255, value: 4, previous: 5 })
+            Err(FanoutError::NotMonotonic {
+                index: 255,
+                value: 4,
+                previous: 5
+            })
         );
     }
 }
