@@ -1,0 +1,1 @@
+//! MIDX tests against git.
