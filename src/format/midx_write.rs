@@ -366,7 +366,7 @@ impl Stats {
                 stats.large_offsets_needed = true;
             }
             if let Some(progress) = progress.as_deref_mut() {
-                if merge.visited % 4096 == 0 {
+                if merge.visited.is_multiple_of(4096) {
                     progress(merge.visited, total);
                 }
             }
