@@ -700,6 +700,58 @@ mod tests {
     }
 
     #[test]
+    fn default_preferred_pack_follows_gits_loop() {
+        let a = VecPack(vec![(id(1, 0), 12)]);
+        let c = VecPack(vec![(id(1, 0), 40)]);
+        let empty = VecPack(Vec::new());
+        let options = || WriteOptions {
+            write_reverse_index: true,
+            ..Default::default()
+        };
+        // Oldest non-empty, ties to the first in input order.
+        let packs = [
+            PackInput {
+                idx_name: "pack-c.idx",
+                mtime: 3,
+                entries: &c,
+            },
+            PackInput {
+                idx_name: "pack-a.idx",
+                mtime: 3,
+                entries: &a,
+            },
+            PackInput {
+                idx_name: "pack-e.idx",
+                mtime: 7,
+                entries: &empty,
+            },
+        ];
+        assert_eq!(write(&packs, options()).0.preferred_pack, Some(1));
+        // git's quirk: an older empty pack displaces the candidate, then loses to the next
+        // pack whatever its mtime.
+        let packs = [
+            PackInput {
+                idx_name: "pack-a.idx",
+                mtime: 5,
+                entries: &a,
+            },
+            PackInput {
+                idx_name: "pack-e.idx",
+                mtime: 1,
+                entries: &empty,
+            },
+            PackInput {
+                idx_name: "pack-c.idx",
+                mtime: 9,
+                entries: &c,
+            },
+        ];
+        assert_eq!(write(&packs, options()).0.preferred_pack, Some(1));
+        let packs = [packs[0], packs[1]];
+        assert_eq!(write(&packs, options()).0.preferred_pack, None);
+    }
+
+    #[test]
     fn large_offsets() {
         let a = VecPack(vec![
             (id(1, 0), 0x8000_0000),
