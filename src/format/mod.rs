@@ -10,6 +10,9 @@ pub mod delta;
 pub mod fanout;
 pub mod idx;
 pub mod midx;
+#[cfg(test)]
+mod midx_tests;
+pub mod midx_write;
 pub mod pack;
 
 /// Reads a big-endian `u32` at `pos`; `None` when it would run past the end of `bytes`.
