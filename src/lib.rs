@@ -7,7 +7,7 @@
 //!
 //! Layout, by role:
 //! - [`oid`]: object ids and hex prefixes.
-//! - [`format`]: zero-copy parsers (and writers) of git's on-disk formats over `&[u8]`-like bytes;
+//! - [`format`](mod@format): zero-copy parsers (and writers) of git's on-disk formats over `&[u8]`-like bytes;
 //!   no I/O and no `unsafe`.
 //! - [`mmap`]: the only place that maps files (one `unsafe` block).
 //! - [`store`]: the shared object store of one objects directory: pack set, MIDX, lookups,
