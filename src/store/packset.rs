@@ -392,6 +392,14 @@ impl Scanner<'_> {
         let hashes = match fs::read(&chain_path) {
             Ok(bytes) => match midx::parse_chain(&bytes) {
                 Ok(hashes) => hashes,
+                // Like git: a bad line ends the chain; the layers before it still serve.
+                Err(midx::Error::ChainLine { line, valid }) => {
+                    problems.push(MidxProblem {
+                        path: chain_path,
+                        what: format!("line {line} is not a layer hash"),
+                    });
+                    valid
+                }
                 Err(source) => {
                     problems.push(MidxProblem {
                         path: chain_path,
