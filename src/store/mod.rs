@@ -113,6 +113,10 @@ impl Store {
             .find(|(path, opts, _)| *path == key && *opts == options)
             .and_then(|(_, _, store)| store.upgrade())
         {
+            // A new backend sees the directory as it is now, like libgit2's constructor; for a
+            // shared store that is a few `stat`s.
+            drop(registry);
+            store.refresh()?;
             return Ok(store);
         }
         let store = Arc::new(Store::new_unshared(key.clone(), options));

@@ -140,6 +140,8 @@ impl Repo {
     /// Every object in the repository: id → (type, size), from `git cat-file`.
     pub fn all_objects(&self) -> BTreeMap<String, (String, usize)> {
         let out = self.git(&[
+            "-c",
+            "core.multiPackIndex=false",
             "cat-file",
             "--batch-all-objects",
             "--batch-check=%(objectname) %(objecttype) %(objectsize)",
@@ -158,11 +160,14 @@ impl Repo {
     /// Contents of objects as `git cat-file --batch` prints them.
     pub fn cat_objects(&self, ids: &[String]) -> BTreeMap<String, (String, Vec<u8>)> {
         let input = ids.join("\n") + "\n";
-        let mut child = git_command(self.path(), &["cat-file", "--batch"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("git");
+        let mut child = git_command(
+            self.path(),
+            &["-c", "core.multiPackIndex=false", "cat-file", "--batch"],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("git");
         let mut stdin = child.stdin.take().expect("stdin");
         let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).expect("write"));
         let output = child.wait_with_output().expect("cat-file");
