@@ -81,18 +81,28 @@ extern "C" {
  * Returns 0 and sets `*out`, or a negative libgit2 error code with a message (`*out` untouched).
  * Backends on the same directory share one store: create one per thread (each with its own
  * `git_odb`) for parallel reads.
+ *
+ * # Safety
+ * `out` must be valid for a pointer write; `objects_dir` a NUL-terminated path.
  */
 int odbpack_backend_new(git_odb_backend **out, const char *objects_dir);
 
 /**
  * Like [`odbpack_backend_new`] with options (`NULL` = defaults). `options->version` must be
  * `ODBPACK_OPTIONS_VERSION`; initialise the struct with [`odbpack_options_init`].
+ *
+ * # Safety
+ * `out` must be valid for a pointer write; `objects_dir` a NUL-terminated path; `options` NULL
+ * or a valid `odbpack_options`.
  */
 int odbpack_backend_new_ext(git_odb_backend **out, const char *objects_dir, const struct odbpack_options *options);
 
 /**
  * Fills `options` with the defaults for `version`. Returns 0, or -1 if `options` is NULL or
  * `version` is not `ODBPACK_OPTIONS_VERSION`.
+ *
+ * # Safety
+ * `options` must be NULL or valid for writing one `odbpack_options`.
  */
 int odbpack_options_init(struct odbpack_options *options, unsigned int version);
 

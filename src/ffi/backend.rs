@@ -492,6 +492,9 @@ fn new_backend(
 /// Returns 0 and sets `*out`, or a negative libgit2 error code with a message (`*out` untouched).
 /// Backends on the same directory share one store: create one per thread (each with its own
 /// `git_odb`) for parallel reads.
+///
+/// # Safety
+/// `out` must be valid for a pointer write; `objects_dir` a NUL-terminated path.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn odbpack_backend_new(
     out: *mut *mut git_odb_backend,
@@ -503,6 +506,10 @@ pub unsafe extern "C" fn odbpack_backend_new(
 
 /// Like [`odbpack_backend_new`] with options (`NULL` = defaults). `options->version` must be
 /// `ODBPACK_OPTIONS_VERSION`; initialise the struct with [`odbpack_options_init`].
+///
+/// # Safety
+/// `out` must be valid for a pointer write; `objects_dir` a NUL-terminated path; `options` NULL
+/// or a valid `odbpack_options`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn odbpack_backend_new_ext(
     out: *mut *mut git_odb_backend,
@@ -529,6 +536,9 @@ pub unsafe extern "C" fn odbpack_backend_new_ext(
 
 /// Fills `options` with the defaults for `version`. Returns 0, or -1 if `options` is NULL or
 /// `version` is not `ODBPACK_OPTIONS_VERSION`.
+///
+/// # Safety
+/// `options` must be NULL or valid for writing one `odbpack_options`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn odbpack_options_init(
     options: *mut odbpack_options,

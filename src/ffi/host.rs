@@ -57,7 +57,7 @@ impl HostApi {
     }
 
     /// Allocates `len` bytes libgit2 can free; NULL on failure.
-    pub fn alloc(&self, backend: *mut git_odb_backend, len: usize) -> *mut c_void {
+    pub(crate) fn alloc(&self, backend: *mut git_odb_backend, len: usize) -> *mut c_void {
         match self.data_alloc {
             // SAFETY: a function with libgit2's `git_odb_backend_data_alloc` signature (found
             // under that name or passed by the caller as such); `backend` is ours.
@@ -68,7 +68,7 @@ impl HostApi {
     }
 
     /// Frees a buffer from [`HostApi::alloc`] that was not handed to libgit2.
-    pub fn free(&self, backend: *mut git_odb_backend, data: *mut c_void) {
+    pub(crate) fn free(&self, backend: *mut git_odb_backend, data: *mut c_void) {
         match (self.data_alloc, self.data_free) {
             // SAFETY: `data` came from the matching `data_alloc` of the same set.
             (Some(_), Some(free)) => unsafe { free(backend, data) },

@@ -398,6 +398,27 @@ pub fn write_v2_with_limit<W: Write>(
     Ok(checksum)
 }
 
+/// A pack index is the entry list the MIDX writer and `verify` consume.
+impl<D: Deref<Target = [u8]>> super::midx::PackEntries for PackIndex<D> {
+    fn len(&self) -> usize {
+        self.num_objects()
+    }
+
+    fn oid_at(&self, i: usize) -> ObjectId {
+        PackIndex::oid_at(self, i)
+    }
+
+    /// A large-offset slot out of range reads as `u64::MAX`, which no pack reaches: the MIDX
+    /// writer's callers validate every offset first (`offset_at` is the checked accessor).
+    fn offset_at(&self, i: usize) -> u64 {
+        PackIndex::offset_at(self, i).unwrap_or(u64::MAX)
+    }
+
+    fn find(&self, oid: &ObjectId) -> Option<usize> {
+        PackIndex::find(self, oid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -881,26 +902,5 @@ mod tests {
             let large = PackIndex::from_bytes(std::fs::read(&idx).expect("idx")).expect("v2");
             assert_eq!(large.large_count, stats.large);
         }
-    }
-}
-
-/// A pack index is the entry list the MIDX writer and `verify` consume.
-impl<D: Deref<Target = [u8]>> super::midx::PackEntries for PackIndex<D> {
-    fn len(&self) -> usize {
-        self.num_objects()
-    }
-
-    fn oid_at(&self, i: usize) -> ObjectId {
-        PackIndex::oid_at(self, i)
-    }
-
-    /// A large-offset slot out of range reads as `u64::MAX`, which no pack reaches: the MIDX
-    /// writer's callers validate every offset first (`offset_at` is the checked accessor).
-    fn offset_at(&self, i: usize) -> u64 {
-        PackIndex::offset_at(self, i).unwrap_or(u64::MAX)
-    }
-
-    fn find(&self, oid: &ObjectId) -> Option<usize> {
-        PackIndex::find(self, oid)
     }
 }

@@ -94,9 +94,12 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Stores alive in this process: (canonical objects directory, options, store).
+type Registry = Mutex<Vec<(PathBuf, Options, Weak<Store>)>>;
+
 /// Stores alive in this process, so backends on one directory share one.
-fn registry() -> &'static Mutex<Vec<(PathBuf, Options, Weak<Store>)>> {
-    static REGISTRY: OnceLock<Mutex<Vec<(PathBuf, Options, Weak<Store>)>>> = OnceLock::new();
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| Mutex::new(Vec::new()))
 }
 
