@@ -3,14 +3,16 @@
 //! one pack, 50 packs without a MIDX, 50 packs with a MIDX. One and two threads (one odb per
 //! thread, as libgit2 apps get parallelism). Prints ops/s, the ratio and 2-thread scaling.
 //!
-//! `cargo bench --bench read` (env: ODBPACK_BENCH_COMMITS, default 4000 ≈ 180k objects;
-//! ODBPACK_BENCH_MS per measurement, default 400).
+//! `cargo bench --bench read`. Environment: `ODBPACK_BENCH_COMMITS` (default 4000, about 180k
+//! objects), `ODBPACK_BENCH_MS` per measurement (default 400), and comma-separated filters
+//! `ODBPACK_BENCH_OPS`, `_CORPORA`, `_BACKENDS` (libgit2, odbpack), `_THREADS` (1, 2),
+//! `_STRICT` (off, on) — e.g. to profile one operation under callgrind.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -70,7 +72,9 @@ fn generate(repo: &Repo, commits: usize, runs: usize) {
 
 struct Corpus {
     name: &'static str,
-    repo: Repo,
+    objects: PathBuf,
+    /// Every object id, sorted, with its size.
+    objects_list: Vec<(String, usize)>,
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -83,36 +87,62 @@ fn copy_dir(from: &Path, to: &Path) {
     assert!(status.success());
 }
 
+/// The three corpora, generated once per commit count under `target/bench-corpora/` (git's
+/// output is deterministic, so a cached corpus is the same corpus).
 fn corpora(commits: usize) -> Vec<Corpus> {
-    let many = Repo::new();
-    generate(&many, commits, 50);
-    let one = Repo::new();
-    std::fs::remove_dir_all(one.objects_dir()).expect("rm objects");
-    copy_dir(&many.objects_dir(), &one.objects_dir());
-    one.git(&[
-        "update-ref",
-        "refs/heads/main",
-        many.git(&["rev-parse", "main"]).trim(),
-    ]);
-    one.git(&["repack", "-adq"]);
-    let midx = Repo::new();
-    std::fs::remove_dir_all(midx.objects_dir()).expect("rm objects");
-    copy_dir(&many.objects_dir(), &midx.objects_dir());
-    midx.git(&["multi-pack-index", "write"]);
-    vec![
-        Corpus {
-            name: "1 pack",
-            repo: one,
-        },
-        Corpus {
-            name: "50 packs",
-            repo: many,
-        },
-        Corpus {
-            name: "50 packs+MIDX",
-            repo: midx,
-        },
-    ]
+    let root =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-corpora/{commits}"));
+    let names = [
+        ("1 pack", "one"),
+        ("50 packs", "many"),
+        ("50 packs+MIDX", "midx"),
+    ];
+    if !root.join("done").exists() {
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("corpus dir");
+        let many = Repo::new();
+        generate(&many, commits, 50);
+        let head = many.git(&["rev-parse", "main"]).trim().to_owned();
+        for (_, dir) in names {
+            let target = root.join(dir);
+            git(
+                &root,
+                &["-c", "init.defaultBranch=main", "init", "-q", "--bare", dir],
+            );
+            std::fs::remove_dir_all(target.join("objects")).expect("rm objects");
+            copy_dir(&many.objects_dir(), &target.join("objects"));
+            git(&target, &["update-ref", "refs/heads/main", &head]);
+        }
+        git(&root.join("one"), &["repack", "-adq"]);
+        git(&root.join("midx"), &["multi-pack-index", "write"]);
+        std::fs::write(root.join("done"), b"").expect("mark corpus done");
+    }
+    names
+        .iter()
+        .map(|(name, dir)| {
+            let repo = root.join(dir);
+            let listing = git(
+                &repo,
+                &[
+                    "cat-file",
+                    "--batch-all-objects",
+                    "--batch-check=%(objectname) %(objectsize)",
+                ],
+            );
+            let objects_list = listing
+                .lines()
+                .map(|line| {
+                    let (id, size) = line.split_once(' ').expect("id size");
+                    (id.to_owned(), size.parse().expect("size"))
+                })
+                .collect();
+            Corpus {
+                name,
+                objects: repo.join("objects"),
+                objects_list,
+            }
+        })
+        .collect()
 }
 
 /// Deterministic pseudo-random sequence (xorshift).
@@ -241,16 +271,32 @@ fn human(rate: f64) -> String {
     }
 }
 
+/// Comma-separated filter from the environment; empty = everything.
+fn wanted(var: &str, name: &str) -> bool {
+    match std::env::var(var) {
+        Ok(list) if !list.is_empty() => list.split(',').any(|w| name.contains(w.trim())),
+        _ => true,
+    }
+}
+
 fn main() {
     let commits = env_usize("ODBPACK_BENCH_COMMITS", 4000);
     let budget = Duration::from_millis(env_usize("ODBPACK_BENCH_MS", 400) as u64);
     let started = Instant::now();
     let corpora = corpora(commits);
-    eprintln!(
-        "corpora generated in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("corpora ready in {:.1}s", started.elapsed().as_secs_f64());
+    let backends: Vec<Backend> = [Backend::Libgit2, Backend::Odbpack]
+        .into_iter()
+        .filter(|b| wanted("ODBPACK_BENCH_BACKENDS", &format!("{b:?}").to_lowercase()))
+        .collect();
+    let thread_counts: Vec<usize> = [1, 2]
+        .into_iter()
+        .filter(|t| wanted("ODBPACK_BENCH_THREADS", &t.to_string()))
+        .collect();
     for strict in [false, true] {
+        if !wanted("ODBPACK_BENCH_STRICT", if strict { "on" } else { "off" }) {
+            continue;
+        }
         set_strict_hash_verification(strict);
         println!(
             "\n## strict hash verification {}",
@@ -260,19 +306,35 @@ fn main() {
                 "off"
             }
         );
-        for corpus in &corpora {
-            let ids: Vec<String> = corpus.repo.all_objects().into_keys().collect();
-            let objects = corpus.repo.objects_dir();
+        for corpus in corpora
+            .iter()
+            .filter(|c| wanted("ODBPACK_BENCH_CORPORA", c.name))
+        {
+            let ids: Vec<String> = corpus
+                .objects_list
+                .iter()
+                .map(|(id, _)| id.clone())
+                .collect();
+            let total_bytes: u64 = corpus
+                .objects_list
+                .iter()
+                .map(|(_, size)| *size as u64)
+                .sum();
+            let packs = std::fs::read_dir(corpus.objects.join("pack"))
+                .expect("pack dir")
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                })
+                .count();
             println!(
                 "\n### {} ({} objects, {} packs)",
                 corpus.name,
                 ids.len(),
-                corpus.repo.packs().len()
+                packs
             );
-            println!(
-                "| op | libgit2 1t | odbpack 1t | ratio 1t | libgit2 2t | odbpack 2t | ratio 2t | odbpack 2t/1t |"
-            );
-            println!("|---|---|---|---|---|---|---|---|");
+            println!("| op | threads | libgit2 | odbpack | odbpack / libgit2 |");
+            println!("|---|---|---|---|---|");
             let ops: &[Op] = if strict {
                 &[Op::Read, Op::Prefix40, Op::ReadAll]
             } else {
@@ -287,33 +349,38 @@ fn main() {
                     Op::ReadAll,
                 ]
             };
-            for &op in ops {
-                let (lib1, lib_check) = measure(&objects, Backend::Libgit2, op, 1, &ids, budget);
-                let (our1, our_check) = measure(&objects, Backend::Odbpack, op, 1, &ids, budget);
-                let (lib2, _) = measure(&objects, Backend::Libgit2, op, 2, &ids, budget);
-                let (our2, _) = measure(&objects, Backend::Odbpack, op, 2, &ids, budget);
-                // Both backends must give the same answers: a full pass reads every byte.
-                if op == Op::ReadAll {
-                    let total: u64 = corpus
-                        .repo
-                        .all_objects()
-                        .values()
-                        .map(|(_, size)| *size as u64)
-                        .sum();
-                    assert_eq!(lib_check % total, 0, "libgit2 read every object fully");
-                    assert_eq!(our_check % total, 0, "odbpack read every object fully");
+            for &op in ops
+                .iter()
+                .filter(|op| wanted("ODBPACK_BENCH_OPS", op.name()))
+            {
+                for &threads in &thread_counts {
+                    let mut rates = Vec::new();
+                    for &backend in &backends {
+                        let (rate, check) =
+                            measure(&corpus.objects, backend, op, threads, &ids, budget);
+                        // Both backends must give the same answers: a full pass reads every byte.
+                        if op == Op::ReadAll {
+                            assert_eq!(
+                                check % total_bytes,
+                                0,
+                                "{backend:?} read every object fully"
+                            );
+                        }
+                        rates.push((backend, rate));
+                    }
+                    let rate_of = |b: Backend| rates.iter().find(|(x, _)| *x == b).map(|(_, r)| *r);
+                    let cell = |b: Backend| rate_of(b).map_or("-".to_owned(), human);
+                    let ratio = match (rate_of(Backend::Odbpack), rate_of(Backend::Libgit2)) {
+                        (Some(ours), Some(theirs)) => format!("{:.2}x", ours / theirs),
+                        _ => "-".to_owned(),
+                    };
+                    println!(
+                        "| {} | {threads} | {} | {} | {ratio} |",
+                        op.name(),
+                        cell(Backend::Libgit2),
+                        cell(Backend::Odbpack)
+                    );
                 }
-                println!(
-                    "| {} | {} | {} | {:.2}x | {} | {} | {:.2}x | {:.2}x |",
-                    op.name(),
-                    human(lib1),
-                    human(our1),
-                    our1 / lib1,
-                    human(lib2),
-                    human(our2),
-                    our2 / lib2,
-                    our2 / our1
-                );
             }
         }
     }
@@ -322,7 +389,7 @@ fn main() {
     // SAFETY: valid pointer to the struct above.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     println!(
-        "\npeak RSS of the whole run (both backends): {} MiB",
+        "\npeak RSS of the whole run: {} MiB",
         usage.ru_maxrss / 1024
     );
 }

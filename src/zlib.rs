@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 
-use flate2::{Decompress, FlushDecompress, Status};
+use sirocco::{Format, inflate, inflate::Decoder};
 
 /// Why a zlib stream was rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -34,104 +34,59 @@ pub enum Error {
 }
 
 thread_local! {
-    // `true`: pack entries are zlib-wrapped (header + adler32), not raw deflate.
-    static DECOMPRESS: RefCell<Decompress> = RefCell::new(Decompress::new(true));
+    /// One decoder per thread: its Huffman tables are costly to set up, reuse is free.
+    static DECODER: RefCell<Decoder> = RefCell::new(Decoder::new(Format::Zlib));
 }
 
-/// Runs `f` with this thread's decompressor, reset for a new stream.
-fn with_decompress<T>(f: impl FnOnce(&mut Decompress) -> T) -> T {
-    DECOMPRESS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut state) => {
-            state.reset(true);
-            f(&mut state)
+/// Runs `f` with this thread's decoder, reset for a new stream. Re-entrant use (not expected)
+/// gets a fresh decoder instead of a borrow panic.
+fn with_decoder<T>(f: impl FnOnce(&mut Decoder) -> T) -> T {
+    DECODER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut decoder) => {
+            decoder.reset();
+            f(&mut decoder)
         }
-        // Only reachable if `f` re-entered this module; a private state keeps that correct.
-        Err(_) => f(&mut Decompress::new(true)),
+        Err(_) => f(&mut Decoder::new(Format::Zlib)),
     })
 }
 
-/// Converts a running total to an index; totals never exceed the slices they count.
-fn pos(total: u64) -> usize {
-    usize::try_from(total).unwrap_or(usize::MAX)
-}
-
-/// One `decompress` step from the current totals; returns the status and whether it progressed.
-fn step(d: &mut Decompress, input: &[u8], out: &mut [u8]) -> Result<(Status, bool), Error> {
-    let (in_before, out_before) = (d.total_in(), d.total_out());
-    let input = input.get(pos(in_before)..).unwrap_or(&[]);
-    let output = out.get_mut(pos(out_before)..).unwrap_or(&mut []);
-    let status = d
-        .decompress(input, output, FlushDecompress::None)
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
-    let progressed = d.total_in() != in_before || d.total_out() != out_before;
-    Ok((status, progressed))
-}
-
-/// Inflates the zlib stream at the start of `input` into `out`, which must end up exactly full
-/// with the stream finished. Returns the number of input bytes the stream used.
-pub fn inflate_exact(input: &[u8], out: &mut [u8]) -> Result<usize, Error> {
-    with_decompress(|d| {
-        loop {
-            let (status, progressed) = step(d, input, out)?;
-            if status == Status::StreamEnd {
-                let actual = pos(d.total_out());
-                if actual != out.len() {
-                    return Err(Error::SizeMismatch {
-                        expected: out.len(),
-                        actual,
-                    });
-                }
-                return Ok(pos(d.total_in()));
-            }
-            if pos(d.total_out()) >= out.len() {
-                // `out` is full but the stream has not said it ended: it may still only have
-                // the end-of-block code and adler32 left. Probe with one spare byte, as git
-                // does with its `size + 1` buffer, to tell "ends here" from "too long".
-                return finish_full(d, input, out.len());
-            }
-            if !progressed {
-                return Err(Error::Truncated);
-            }
-        }
-    })
-}
-
-/// Drives a stream whose expected output is already complete to its end, failing if it
-/// produces anything more.
-fn finish_full(d: &mut Decompress, input: &[u8], expected: usize) -> Result<usize, Error> {
-    let mut spare = [0u8; 1];
-    loop {
-        let in_before = d.total_in();
-        let rest = input.get(pos(in_before)..).unwrap_or(&[]);
-        let status = d
-            .decompress(rest, &mut spare, FlushDecompress::None)
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
-        if pos(d.total_out()) > expected {
-            return Err(Error::TooLong { expected });
-        }
-        if status == Status::StreamEnd {
-            return Ok(pos(d.total_in()));
-        }
-        if d.total_in() == in_before {
-            return Err(Error::Truncated);
-        }
+fn corrupt(error: inflate::Error) -> Error {
+    match error {
+        inflate::Error::Truncated => Error::Truncated,
+        other => Error::Corrupt(other.to_string()),
     }
 }
 
-/// Inflates at most `out.len()` bytes from the start of the stream (for headers: delta sizes);
-/// returns how many bytes were produced. The stream need not end.
-pub fn inflate_prefix(input: &[u8], out: &mut [u8]) -> Result<usize, Error> {
-    with_decompress(|d| {
-        loop {
-            let (status, progressed) = step(d, input, out)?;
-            let produced = pos(d.total_out());
-            if status == Status::StreamEnd || produced >= out.len() {
-                return Ok(produced);
+/// Inflates the zlib stream at the start of `input` into `out`, which must end up exactly full
+/// with the stream finished (adler32 checked). Returns the number of input bytes the stream
+/// used; bytes after the stream (the next pack entry) are left alone.
+///
+/// Pack headers give the exact inflated size, so the whole stream is decoded in one call into
+/// the caller's buffer (sirocco's whole-buffer path, libdeflate-style).
+pub fn inflate_exact(input: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    let expected = out.len();
+    with_decoder(|decoder| match decoder.decompress(input, out, true) {
+        Ok(progress) if progress.done => {
+            let actual = progress.output.len();
+            if actual != expected {
+                return Err(Error::SizeMismatch { expected, actual });
             }
-            if !progressed {
-                return Err(Error::Truncated);
-            }
+            Ok(progress.consumed)
         }
+        // Buffer full before the stream ended: it inflates to more than declared.
+        Ok(_) | Err(inflate::Error::BufferFull) => Err(Error::TooLong { expected }),
+        Err(error) => Err(corrupt(error)),
+    })
+}
+
+/// Inflates at most `out.len()` bytes from the start of the stream (for headers: delta sizes);
+/// returns how many bytes were produced. The stream need not end within `out`.
+pub fn inflate_prefix(input: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    let room = out.len();
+    with_decoder(|decoder| match decoder.decompress(input, out, true) {
+        Ok(progress) => Ok(progress.output.len()),
+        Err(inflate::Error::BufferFull) => Ok(room),
+        Err(error) => Err(corrupt(error)),
     })
 }
 

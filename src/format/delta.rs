@@ -138,15 +138,9 @@ pub fn parse_header(delta: &[u8]) -> Result<DeltaHeader, Error> {
     })
 }
 
-/// Applies `delta` to `base`, replacing `out`'s contents with the result. Rejects a result larger
-/// than `max_result_size` before allocating, and every malformed instruction.
-pub fn apply(
-    base: &[u8],
-    delta: &[u8],
-    max_result_size: u64,
-    out: &mut Vec<u8>,
-) -> Result<(), Error> {
-    out.clear();
+/// Checks a delta's header against its base and the size limit: what must hold before any
+/// buffer for the result is allocated.
+pub fn check(base: &[u8], delta: &[u8], max_result_size: u64) -> Result<DeltaHeader, Error> {
     if delta.len() < DELTA_SIZE_MIN {
         return Err(Error::TooShort { len: delta.len() });
     }
@@ -158,24 +152,57 @@ pub fn apply(
             actual: base_size,
         });
     }
-    let result_size = header.result_size;
-    if result_size > max_result_size {
+    if header.result_size > max_result_size {
         return Err(Error::ResultTooLarge {
-            size: result_size,
+            size: header.result_size,
             max: max_result_size,
         });
     }
-    let capacity = usize::try_from(result_size).map_err(|_| Error::OutOfMemory(result_size))?;
-    out.try_reserve_exact(capacity)
-        .map_err(|_| Error::OutOfMemory(result_size))?;
+    Ok(header)
+}
 
-    // `remaining` is what the result still lacks; every write is checked against it, so `out`
-    // never grows past the reservation.
-    let mut remaining = capacity;
+/// Applies `delta` to `base`, replacing `out`'s contents with the result. Rejects a result larger
+/// than `max_result_size` before allocating, and every malformed instruction.
+pub fn apply(
+    base: &[u8],
+    delta: &[u8],
+    max_result_size: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    out.clear();
+    let header = check(base, delta, max_result_size)?;
+    let len =
+        usize::try_from(header.result_size).map_err(|_| Error::OutOfMemory(header.result_size))?;
+    out.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory(header.result_size))?;
+    out.resize(len, 0);
+    apply_into(base, delta, &header, out).inspect_err(|_| out.clear())
+}
+
+/// Applies a delta whose header [`check`] accepted into `out`, which must be exactly
+/// `header.result_size` bytes: the caller's final buffer, so the result is never copied.
+pub fn apply_into(
+    base: &[u8],
+    delta: &[u8],
+    header: &DeltaHeader,
+    out: &mut [u8],
+) -> Result<(), Error> {
+    let result_size = header.result_size;
+    if out.len() as u64 != result_size {
+        return Err(Error::ResultSizeMismatch {
+            expected: result_size,
+            actual: out.len() as u64,
+        });
+    }
+    let base_size = base.len() as u64;
+    // `written` only grows by amounts checked against what is left, so slicing `out` at it
+    // never fails.
+    let mut written = 0usize;
     let mut pos = header.header_len;
     while let Some(&cmd) = delta.get(pos) {
         let at = pos;
         pos += 1;
+        let remaining = out.len() - written;
         if cmd & 0x80 != 0 {
             let mut offset = 0usize;
             let mut size = 0usize;
@@ -206,8 +233,8 @@ pub fn apply(
             if size > remaining {
                 return Err(Error::WritePastResult { at, result_size });
             }
-            out.extend_from_slice(src);
-            remaining -= size;
+            out[written..written + size].copy_from_slice(src);
+            written += size;
         } else if cmd != 0 {
             let len = usize::from(cmd);
             if len > remaining {
@@ -217,17 +244,17 @@ pub fn apply(
                 .checked_add(len)
                 .and_then(|end| delta.get(pos..end))
                 .ok_or(Error::InsertPastEnd { at })?;
-            out.extend_from_slice(literal);
+            out[written..written + len].copy_from_slice(literal);
             pos += len;
-            remaining -= len;
+            written += len;
         } else {
             return Err(Error::ZeroOpcode { at });
         }
     }
-    if remaining != 0 {
+    if written != out.len() {
         return Err(Error::ResultSizeMismatch {
             expected: result_size,
-            actual: out.len() as u64,
+            actual: written as u64,
         });
     }
     Ok(())

@@ -10,6 +10,7 @@
 //! insert that pushes it over budget evicts from its own shard first, then from the others.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -23,13 +24,35 @@ const NIL: usize = usize::MAX;
 /// Identifies an entry: the store-unique pack number and the entry's offset in that pack.
 pub type CacheKey = (u64, u64);
 
+/// Keys are two integers from our own numbering, not attacker-chosen strings: a multiply-mix is
+/// enough and costs a fraction of SipHash on every chain step.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(26) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// A cached, fully decoded object.
 #[derive(Clone, Debug)]
 pub struct CachedObject {
     /// Its type.
     pub kind: ObjectKind,
-    /// Its bytes.
-    pub data: Arc<[u8]>,
+    /// Its bytes. An `Arc<Vec>` rather than `Arc<[u8]>`: a decoded `Vec` (allocated fallibly)
+    /// moves in without copying its bytes.
+    pub data: Arc<Vec<u8>>,
 }
 
 struct Node {
@@ -41,7 +64,7 @@ struct Node {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<CacheKey, usize>,
+    map: HashMap<CacheKey, usize, BuildHasherDefault<KeyHasher>>,
     nodes: Vec<Node>,
     free: Vec<usize>,
     /// Most recently used.
@@ -134,7 +157,7 @@ impl Shard {
         self.map.remove(&key);
         let size = self.nodes[index].value.data.len();
         // Drop the bytes now rather than when the slot is reused.
-        self.nodes[index].value.data = Arc::from(&[][..]);
+        self.nodes[index].value.data = Arc::default();
         self.free.push(index);
         self.bytes -= size;
         Some(size)
@@ -229,7 +252,7 @@ impl DeltaBaseCache {
                 let key = shard.nodes[index].key;
                 shard.map.remove(&key);
                 let size = shard.nodes[index].value.data.len();
-                shard.nodes[index].value.data = Arc::from(&[][..]);
+                shard.nodes[index].value.data = Arc::default();
                 shard.free.push(index);
                 shard.bytes -= size;
                 self.total.fetch_sub(size, Ordering::Relaxed);

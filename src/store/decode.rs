@@ -153,6 +153,15 @@ impl Store {
             })
     }
 
+    /// A zeroed buffer of `len` bytes, allocated fallibly (sizes come from the pack).
+    fn buffer(&self, len: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        out.try_reserve_exact(len)
+            .map_err(|_| Error::OutOfMemory(len))?;
+        out.resize(len, 0);
+        Ok(out)
+    }
+
     fn inflate_to_vec(
         &self,
         pack: &Pack,
@@ -161,10 +170,7 @@ impl Store {
         entry: &Entry,
     ) -> Result<Vec<u8>> {
         let len = self.check_size(pack, entry.size, "entry")?;
-        let mut out = Vec::new();
-        out.try_reserve_exact(len)
-            .map_err(|_| Error::OutOfMemory(len))?;
-        out.resize(len, 0);
+        let mut out = self.buffer(len)?;
         self.inflate_entry(pack, data, offset, entry, &mut out)?;
         Ok(out)
     }
@@ -232,7 +238,7 @@ impl Store {
         };
 
         // No delta: inflate straight into the caller's buffer.
-        let (kind, mut current): (ObjectKind, Arc<[u8]>) = match root {
+        let (kind, mut current): (ObjectKind, Arc<Vec<u8>>) = match root {
             Root::Whole {
                 pack,
                 data,
@@ -246,7 +252,7 @@ impl Store {
                     self.inflate_entry(&pack, &data, offset, &entry, out)?;
                     return Ok(kind);
                 }
-                let bytes: Arc<[u8]> = self.inflate_to_vec(&pack, &data, offset, &entry)?.into();
+                let bytes = Arc::new(self.inflate_to_vec(&pack, &data, offset, &entry)?);
                 self.cache.insert(
                     (pack.number, offset),
                     CachedObject {
@@ -259,28 +265,29 @@ impl Store {
             Root::Cached(cached) => (cached.kind, cached.data),
         };
 
-        let mut result = Vec::new();
+        // Apply the deltas base-first. Each result is written once, into its final place: the
+        // host's buffer for the requested object, a cached `Vec` for the bases in between.
         while let Some(link) = chain.pop() {
-            let delta_bytes =
-                self.inflate_to_vec(&link.pack, &link.data, link.offset, &link.entry)?;
-            delta::apply(
-                &current,
-                &delta_bytes,
-                self.options.max_object_size,
-                &mut result,
-            )
-            .map_err(|source| Error::Delta {
+            let delta_error = |source| Error::Delta {
                 path: link.pack.pack_path().to_owned(),
                 offset: link.offset,
                 source,
-            })?;
+            };
+            let delta_bytes =
+                self.inflate_to_vec(&link.pack, &link.data, link.offset, &link.entry)?;
+            let header = delta::check(&current, &delta_bytes, self.options.max_object_size)
+                .map_err(delta_error)?;
+            let len =
+                usize::try_from(header.result_size).map_err(|_| Error::OutOfMemory(usize::MAX))?;
             if chain.is_empty() {
-                let out = sink.buffer(kind, result.len())?;
-                out.copy_from_slice(&result);
+                let out = sink.buffer(kind, len)?;
+                delta::apply_into(&current, &delta_bytes, &header, out).map_err(delta_error)?;
                 return Ok(kind);
             }
+            let mut result = self.buffer(len)?;
+            delta::apply_into(&current, &delta_bytes, &header, &mut result).map_err(delta_error)?;
             // An intermediate result is the base of the next delta: keep it for other chains.
-            current = Arc::from(&result[..]);
+            current = Arc::new(result);
             self.cache.insert(
                 (link.pack.number, link.offset),
                 CachedObject {
