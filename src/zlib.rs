@@ -35,7 +35,7 @@ pub enum Error {
 
 thread_local! {
     /// One decoder per thread: its Huffman tables are costly to set up, reuse is free.
-    static DECODER: RefCell<Decoder> = RefCell::new(Decoder::new(Format::Zlib));
+    static DECODER: RefCell<Decoder> = const { RefCell::new(Decoder::new(Format::Zlib)) };
 }
 
 /// Runs `f` with this thread's decoder, reset for a new stream. Re-entrant use (not expected)

@@ -446,13 +446,14 @@ fn parse_pack_names(
         if std::str::from_utf8(name).is_err() {
             return Err(invalid("not UTF-8"));
         }
-        if let Some(previous) = names.last().map(|r: &Range<usize>| &chunk[r.clone()]) {
-            if version == 1 && previous >= name {
-                return Err(Error::PackNamesOutOfOrder {
-                    previous: String::from_utf8_lossy(previous).into_owned(),
-                    name: String::from_utf8_lossy(name).into_owned(),
-                });
-            }
+        if let Some(previous) = names.last().map(|r: &Range<usize>| &chunk[r.clone()])
+            && version == 1
+            && previous >= name
+        {
+            return Err(Error::PackNamesOutOfOrder {
+                previous: String::from_utf8_lossy(previous).into_owned(),
+                name: String::from_utf8_lossy(name).into_owned(),
+            });
         }
         names.push(cursor..cursor + len);
         cursor += len + 1;

@@ -289,10 +289,10 @@ fn resolve_preferred(
     } else {
         None
     };
-    if let Some(p) = preferred {
-        if packs[p].entries.is_empty() {
-            return Err(Error::PreferredPackEmpty(packs[p].idx_name.to_owned()));
-        }
+    if let Some(p) = preferred
+        && packs[p].entries.is_empty()
+    {
+        return Err(Error::PreferredPackEmpty(packs[p].idx_name.to_owned()));
     }
     Ok(preferred)
 }
@@ -365,10 +365,10 @@ impl Stats {
             if offset > 0xffff_ffff {
                 stats.large_offsets_needed = true;
             }
-            if let Some(progress) = progress.as_deref_mut() {
-                if merge.visited.is_multiple_of(4096) {
-                    progress(merge.visited, total);
-                }
+            if let Some(progress) = progress.as_deref_mut()
+                && merge.visited.is_multiple_of(4096)
+            {
+                progress(merge.visited, total);
             }
         }
         if let Some(progress) = progress {

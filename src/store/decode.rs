@@ -93,17 +93,17 @@ impl Store {
         pack: &Arc<Pack>,
         base: &ObjectId,
     ) -> Result<Location> {
-        if let Ok(index) = pack.index() {
-            if let Some(position) = index.find(base) {
-                let offset = index.offset_at(position).map_err(|source| Error::Index {
-                    path: pack.idx_path().to_owned(),
-                    source,
-                })?;
-                return Ok(Location {
-                    pack: pack.clone(),
-                    offset,
-                });
-            }
+        if let Ok(index) = pack.index()
+            && let Some(position) = index.find(base)
+        {
+            let offset = index.offset_at(position).map_err(|source| Error::Index {
+                path: pack.idx_path().to_owned(),
+                source,
+            })?;
+            return Ok(Location {
+                pack: pack.clone(),
+                offset,
+            });
         }
         match set.locate(base, 0)? {
             Some((location, _)) => Ok(location),
@@ -187,10 +187,10 @@ impl Store {
         let mut offset = location.offset;
         let mut chain: Vec<Link> = Vec::new();
         let root = loop {
-            if !chain.is_empty() {
-                if let Some(cached) = self.cache.get(&(pack.number, offset)) {
-                    break Root::Cached(cached);
-                }
+            if !chain.is_empty()
+                && let Some(cached) = self.cache.get(&(pack.number, offset))
+            {
+                break Root::Cached(cached);
             }
             let entry = self.parse_entry(&pack, &data, offset)?;
             match entry.kind {
@@ -311,10 +311,10 @@ impl Store {
         let mut offset = location.offset;
         let mut size = None;
         for _ in 0..=MAX_CHAIN {
-            if size.is_some() {
-                if let Some(cached) = self.cache.get(&(pack.number, offset)) {
-                    return Ok((cached.kind, size.unwrap_or_default()));
-                }
+            if size.is_some()
+                && let Some(cached) = self.cache.get(&(pack.number, offset))
+            {
+                return Ok((cached.kind, size.unwrap_or_default()));
             }
             let entry = self.parse_entry(&pack, &data, offset)?;
             let base_location = match entry.kind {
