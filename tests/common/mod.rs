@@ -395,6 +395,63 @@ impl Odb {
         }
     }
 
+    /// Reads by raw id and frees at once; returns the size (benchmarks: no copy, no hex).
+    pub fn read_size(&self, id: &raw::git_oid) -> Result<usize, c_int> {
+        unsafe {
+            let mut object = std::ptr::null_mut();
+            match raw::git_odb_read(&mut object, self.raw, id) {
+                0 => {
+                    let size = raw::git_odb_object_size(object);
+                    raw::git_odb_object_free(object);
+                    Ok(size)
+                }
+                rc => Err(rc),
+            }
+        }
+    }
+
+    /// `git_odb_read_prefix` by raw (masked) id and length; returns the size.
+    pub fn read_prefix_size(&self, id: &raw::git_oid, hex_len: usize) -> Result<usize, c_int> {
+        unsafe {
+            let mut object = std::ptr::null_mut();
+            match git_odb_read_prefix(&mut object, self.raw, id, hex_len) {
+                0 => {
+                    let size = raw::git_odb_object_size(object);
+                    raw::git_odb_object_free(object);
+                    Ok(size)
+                }
+                rc => Err(rc),
+            }
+        }
+    }
+
+    /// `git_odb_read_header` by raw id; returns the size.
+    pub fn read_header_size(&self, id: &raw::git_oid) -> Result<usize, c_int> {
+        unsafe {
+            let (mut len, mut kind) = (0usize, 0 as raw::git_object_t);
+            match raw::git_odb_read_header(&mut len, &mut kind, self.raw, id) {
+                0 => Ok(len),
+                rc => Err(rc),
+            }
+        }
+    }
+
+    /// `git_odb_exists` by raw id.
+    pub fn exists_raw(&self, id: &raw::git_oid) -> bool {
+        unsafe { raw::git_odb_exists(self.raw, id) == 1 }
+    }
+
+    /// Number of objects foreach reports (no collection).
+    pub fn foreach_count(&self) -> usize {
+        extern "C" fn count(_: *const raw::git_oid, payload: *mut c_void) -> c_int {
+            unsafe { *payload.cast::<usize>() += 1 };
+            0
+        }
+        let mut n = 0usize;
+        unsafe { raw::git_odb_foreach(self.raw, Some(count), (&raw mut n).cast()) };
+        n
+    }
+
     pub fn refresh(&self) -> c_int {
         unsafe { raw::git_odb_refresh(self.raw) }
     }
