@@ -11,6 +11,7 @@ pub mod fanout;
 pub mod idx;
 pub mod midx;
 pub mod pack;
+pub mod rev;
 
 /// Reads a big-endian `u32` at `pos`; `None` when it would run past the end of `bytes`.
 #[inline]
