@@ -3,6 +3,11 @@
 //! against `git index-pack` (byte-identical `.idx`/`.rev`), `git fsck`, libgit2's progress
 //! semantics, thin-pack fixing, and hostile input.
 #![allow(unsafe_code, clippy::missing_safety_doc)]
+// The transmutes only swap libgit2-sys's opaque pointer types for odbpack's identical ones.
+#![allow(
+    clippy::missing_transmute_annotations,
+    clippy::field_reassign_with_default
+)]
 
 use std::ffi::{CStr, CString, c_int, c_void};
 use std::io::Write;
@@ -747,4 +752,85 @@ fn dropped_writepack_leaves_nothing() {
         (*wp).free.expect("free")(wp);
     }
     assert!(pack_dir_listing(&repo).is_empty());
+}
+
+/// `target/<profile>`, from this test binary's path (`target/<profile>/deps/writepack-*`).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+#[test]
+fn c_example_index_pack() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let lib_dir = target_dir();
+    assert!(
+        lib_dir.join("libodbpack.so").exists(),
+        "build the cdylib first (cargo build): {}",
+        lib_dir.display()
+    );
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "libgit2"])
+        .output()
+        .expect("pkg-config runs (apt-get install -y libgit2-dev pkg-config)");
+    assert!(
+        flags.status.success(),
+        "libgit2-dev missing: apt-get install -y libgit2-dev pkg-config"
+    );
+    let flags = String::from_utf8(flags.stdout).expect("utf-8");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary = dir.path().join("index_pack");
+    let status = Command::new("cc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(manifest.join("include"))
+        .arg(manifest.join("examples/index_pack.c"))
+        .arg("-o")
+        .arg(&binary)
+        .args(flags.split_whitespace())
+        .arg(format!("-L{}", lib_dir.display()))
+        .arg("-lodbpack")
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .status()
+        .expect("cc runs");
+    assert!(status.success(), "index_pack.c compiles");
+
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    history(&work, 12, 3);
+    let pack = pack_objects(&work, &["--delta-base-offset"], "--all\n");
+    let repo = bare_repo(dir.path());
+    let mut child = Command::new(&binary)
+        .arg(&repo)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("index_pack runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&pack)
+        .expect("feed pack");
+    let output = child.wait_with_output().expect("index_pack finishes");
+    assert!(
+        output.status.success(),
+        "index_pack failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let total = pack::parse_header(&pack).expect("header").num_objects;
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(
+        stdout.starts_with(&format!("total {total} received {total} indexed {total} ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("bytes {}", pack.len())),
+        "{stdout}"
+    );
+    single_pack(&repo);
+    git(&repo, &["fsck", "--no-dangling"]);
 }
