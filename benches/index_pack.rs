@@ -158,7 +158,13 @@ fn libgit2_index(pack: &[u8]) -> Duration {
         assert_eq!(raw::git_indexer_options_init(&mut opts, 1), 0);
         let mut indexer = std::ptr::null_mut();
         assert_eq!(
-            raw::git_indexer_new(&mut indexer, path.as_ptr(), 0, std::ptr::null_mut(), &mut opts),
+            raw::git_indexer_new(
+                &mut indexer,
+                path.as_ptr(),
+                0,
+                std::ptr::null_mut(),
+                &mut opts
+            ),
             0
         );
         let mut stats: raw::git_indexer_progress = std::mem::zeroed();
@@ -214,11 +220,26 @@ fn main() {
     );
     let runs = 3;
     let rows = [
-        (format!("odbpack threads={cores}"), best(runs, || odbpack_index(&pack, cores))),
-        ("odbpack threads=1".to_string(), best(runs, || odbpack_index(&pack, 1))),
-        ("libgit2 git_indexer".to_string(), best(runs, || libgit2_index(&pack))),
-        (format!("git index-pack --threads={cores}"), best(runs, || git_index(&pack, cores))),
-        ("git index-pack --threads=1".to_string(), best(runs, || git_index(&pack, 1))),
+        (
+            format!("odbpack threads={cores}"),
+            best(runs, || odbpack_index(&pack, cores)),
+        ),
+        (
+            "odbpack threads=1".to_string(),
+            best(runs, || odbpack_index(&pack, 1)),
+        ),
+        (
+            "libgit2 git_indexer".to_string(),
+            best(runs, || libgit2_index(&pack)),
+        ),
+        (
+            format!("git index-pack --threads={cores}"),
+            best(runs, || git_index(&pack, cores)),
+        ),
+        (
+            "git index-pack --threads=1".to_string(),
+            best(runs, || git_index(&pack, 1)),
+        ),
     ];
     let ours = rows[0].1.as_secs_f64();
     for (name, time) in &rows {

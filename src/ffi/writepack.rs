@@ -22,8 +22,8 @@ use super::boundary::guard;
 use super::error::report;
 use super::host::HostApi;
 use super::sys::{
-    code, git_indexer_progress, git_indexer_progress_cb, git_odb, git_odb_backend, git_odb_object, git_odb_writepack,
-    git_oid,
+    code, git_indexer_progress, git_indexer_progress_cb, git_odb, git_odb_backend, git_odb_object,
+    git_odb_writepack, git_oid,
 };
 
 /// What libgit2 holds: the `git_odb_writepack` vtable first, then our state.
@@ -57,7 +57,11 @@ fn report_progress(
     payload: *mut c_void,
 ) -> i32 {
     let mut local = git_indexer_progress::default();
-    let target = if stats.is_null() { &mut local as *mut git_indexer_progress } else { stats };
+    let target = if stats.is_null() {
+        &mut local as *mut git_indexer_progress
+    } else {
+        stats
+    };
     // SAFETY: `target` is the caller's live struct (libgit2 passes one to every call) or ours.
     unsafe {
         (*target).total_objects = counters.total_objects;
@@ -115,10 +119,13 @@ unsafe extern "C" fn wp_append(
 ) -> c_int {
     // SAFETY: libgit2 passes the writepack we created.
     let writepack = unsafe { writepack_mut(writepack_p) };
-    let host = writepack.as_ref().map_or_else(HostApi::discovered, |w| w.host);
+    let host = writepack
+        .as_ref()
+        .map_or_else(HostApi::discovered, |w| w.host);
     guard("writepack append", &host, code::GIT_ERROR, || {
         let run = || -> Result<()> {
-            let writepack = writepack.ok_or_else(|| Error::InvalidArgument("NULL writepack".into()))?;
+            let writepack =
+                writepack.ok_or_else(|| Error::InvalidArgument("NULL writepack".into()))?;
             let bytes: &[u8] = if size == 0 {
                 &[]
             } else if data.is_null() {
@@ -128,7 +135,8 @@ unsafe extern "C" fn wp_append(
                 unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size) }
             };
             let (callback, payload) = (writepack.callback, writepack.payload);
-            let mut progress = |counters: &Progress| report_progress(counters, stats, callback, payload);
+            let mut progress =
+                |counters: &Progress| report_progress(counters, stats, callback, payload);
             writepack.indexer.append(bytes, &mut progress)?;
             Ok(())
         };
@@ -136,15 +144,27 @@ unsafe extern "C" fn wp_append(
     })
 }
 
-unsafe extern "C" fn wp_commit(writepack_p: *mut git_odb_writepack, stats: *mut git_indexer_progress) -> c_int {
+unsafe extern "C" fn wp_commit(
+    writepack_p: *mut git_odb_writepack,
+    stats: *mut git_indexer_progress,
+) -> c_int {
     // SAFETY: libgit2 passes the writepack we created.
     let writepack = unsafe { writepack_mut(writepack_p) };
-    let host = writepack.as_ref().map_or_else(HostApi::discovered, |w| w.host);
+    let host = writepack
+        .as_ref()
+        .map_or_else(HostApi::discovered, |w| w.host);
     guard("writepack commit", &host, code::GIT_ERROR, || {
         let run = || -> Result<()> {
-            let writepack = writepack.ok_or_else(|| Error::InvalidArgument("NULL writepack".into()))?;
-            let (callback, payload, odb, host) = (writepack.callback, writepack.payload, writepack.odb, writepack.host);
-            let mut progress = |counters: &Progress| report_progress(counters, stats, callback, payload);
+            let writepack =
+                writepack.ok_or_else(|| Error::InvalidArgument("NULL writepack".into()))?;
+            let (callback, payload, odb, host) = (
+                writepack.callback,
+                writepack.payload,
+                writepack.odb,
+                writepack.host,
+            );
+            let mut progress =
+                |counters: &Progress| report_progress(counters, stats, callback, payload);
             let mut bases = |id: &ObjectId| read_base(&host, odb, id);
             writepack.indexer.commit(&mut bases, &mut progress)?;
             // Make the new pack visible to this backend's readers at once.

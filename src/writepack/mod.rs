@@ -775,3 +775,122 @@ impl Drop for Indexer {
         self.remove_temps();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::delta::encode_size;
+    use crate::hash::object_id;
+    use flate2::Compression;
+    use flate2::write::ZlibEncoder;
+
+    fn deflate(data: &[u8]) -> Vec<u8> {
+        let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(data).expect("vec write");
+        encoder.finish().expect("vec finish")
+    }
+
+    /// A delta that copies all of `base` and appends `tail`.
+    fn append_delta(base: &[u8], tail: &[u8]) -> Vec<u8> {
+        let mut delta = Vec::new();
+        encode_size(base.len() as u64, &mut delta);
+        encode_size((base.len() + tail.len()) as u64, &mut delta);
+        delta.extend_from_slice(&[0x90, base.len() as u8, tail.len() as u8]);
+        delta.extend_from_slice(tail);
+        delta
+    }
+
+    /// A blob and a chain of OFS deltas on it (each on the previous), plus the expected ids.
+    fn chain_pack(depth: usize) -> (Vec<u8>, Vec<ObjectId>) {
+        let mut pack = b"PACK\0\0\0\x02".to_vec();
+        pack.extend_from_slice(&(depth as u32 + 1).to_be_bytes());
+        let mut content = b"base\n".to_vec();
+        let mut ids = vec![object_id(ObjectKind::Blob, &content).expect("id")];
+        let mut previous = pack.len() as u64;
+        pack::encode_entry_header(3, content.len() as u64, &mut pack);
+        pack.extend_from_slice(&deflate(&content));
+        for level in 0..depth {
+            let tail = format!("level {level}\n");
+            let delta = append_delta(&content, tail.as_bytes());
+            content.extend_from_slice(tail.as_bytes());
+            ids.push(object_id(ObjectKind::Blob, &content).expect("id"));
+            let offset = pack.len() as u64;
+            pack::encode_entry_header(pack::OFS_DELTA, delta.len() as u64, &mut pack);
+            pack::encode_ofs_delta_offset(offset - previous, &mut pack);
+            pack.extend_from_slice(&deflate(&delta));
+            previous = offset;
+        }
+        let mut hasher = Sha1::new();
+        hasher.update(&pack);
+        pack.extend_from_slice(&hasher.finalize().expect("hash").0);
+        ids.sort();
+        (pack, ids)
+    }
+
+    fn index(
+        pack_bytes: &[u8],
+        options: Options,
+    ) -> Result<(Committed, Vec<Progress>, Vec<ObjectId>)> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut indexer = Indexer::new(dir.path(), options)?;
+        let mut calls = Vec::new();
+        let mut progress = |p: &Progress| {
+            calls.push(*p);
+            0
+        };
+        for chunk in pack_bytes.chunks(5) {
+            indexer.append(chunk, &mut progress)?;
+        }
+        let committed = indexer.commit(&mut |_: &ObjectId| None, &mut progress)?;
+        let idx_bytes = fs::read(&committed.idx_path).map_err(|e| Error::io(dir.path(), e))?;
+        let parsed = idx::PackIndex::from_bytes(&idx_bytes[..]).expect("valid idx");
+        let ids: Vec<ObjectId> = (0..parsed.num_objects())
+            .map(|i| parsed.oid_at(i))
+            .collect();
+        drop(indexer);
+        let names: Vec<_> = fs::read_dir(dir.path()).expect("dir").collect();
+        assert_eq!(names.len(), 3, "pack, idx, rev and nothing else");
+        Ok((committed, calls, ids))
+    }
+
+    #[test]
+    fn chains_resolve_with_and_without_a_base_budget() {
+        // Contents stay under 256 bytes: the test delta has one-byte copy sizes.
+        let (pack_bytes, ids) = chain_pack(20);
+        for (threads, budget) in [(1, 0), (2, 0), (2, 1 << 20), (3, 64)] {
+            let options = Options {
+                threads,
+                base_budget_bytes: budget,
+                fsync: false,
+                ..Options::default()
+            };
+            let (committed, calls, indexed) = index(&pack_bytes, options).expect("indexes");
+            assert_eq!(indexed, ids);
+            let last = committed.progress;
+            assert_eq!(
+                (
+                    last.total_objects,
+                    last.indexed_objects,
+                    last.total_deltas,
+                    last.indexed_deltas
+                ),
+                (21, 21, 20, 20)
+            );
+            // Header, 21 entries, 20 deltas.
+            assert_eq!(calls.len(), 1 + 21 + 20);
+        }
+    }
+
+    #[test]
+    fn dropping_an_unfinished_indexer_removes_its_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (pack_bytes, _) = chain_pack(3);
+        let mut indexer = Indexer::new(dir.path(), Options::default()).expect("indexer");
+        indexer
+            .append(&pack_bytes[..30], &mut |_: &Progress| 0)
+            .expect("append");
+        assert!(indexer.temp_pack_path().exists());
+        drop(indexer);
+        assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 0);
+    }
+}
