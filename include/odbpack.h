@@ -64,6 +64,37 @@ typedef struct odbpack_options {
    * available from `odbpack_error_last`).
    */
   int (*error_set_str)(int class, const char *message);
+  /**
+   * `git_odb_read`, used by `writepack` to fetch thin-pack bases from the odb libgit2 passes.
+   * The five `odb_*` functions are used only if all are set (else found in the process like
+   * the allocator); without them thin packs cannot be fixed.
+   */
+  int (*odb_read)(git_odb_object **out, git_odb *db, const git_oid *id);
+  /**
+   * `git_odb_object_data`.
+   */
+  const void *(*odb_object_data)(git_odb_object *object);
+  /**
+   * `git_odb_object_size`.
+   */
+  size_t (*odb_object_size)(git_odb_object *object);
+  /**
+   * `git_odb_object_type`.
+   */
+  git_object_t (*odb_object_type)(git_odb_object *object);
+  /**
+   * `git_odb_object_free`.
+   */
+  void (*odb_object_free)(git_odb_object *object);
+  /**
+   * Most objects a pack given to `writepack` may declare (libgit2's
+   * `GIT_OPT_SET_PACK_MAX_OBJECTS`; default `UINT32_MAX`).
+   */
+  unsigned int writepack_max_objects;
+  /**
+   * Threads resolving deltas in `writepack` commit; 0 (default) = available cores.
+   */
+  unsigned int writepack_threads;
 } odbpack_options;
 
 #ifdef __cplusplus

@@ -102,6 +102,9 @@ pub enum Error {
     /// Memory for an object could not be allocated.
     #[error("out of memory allocating {0} bytes")]
     OutOfMemory(usize),
+    /// Indexing a pack (`writepack`) failed.
+    #[error("indexer: {0}")]
+    Indexer(#[from] crate::writepack::Error),
 }
 
 impl Error {

@@ -12,6 +12,7 @@
 //! - [`mmap`]: the only place that maps files (one `unsafe` block).
 //! - [`store`]: the shared object store of one objects directory: pack set, MIDX, lookups,
 //!   object decoding, caches, refresh.
+//! - [`writepack`]: the streaming pack indexer behind the `writepack` slot.
 //! - [`ffi`]: the C ABI (`git_odb_backend` slots, options, error reporting, libgit2 functions
 //!   found in the host process at run time).
 #![deny(unsafe_code, unsafe_op_in_unsafe_fn, missing_docs)]
@@ -24,6 +25,7 @@ pub mod hash;
 pub mod mmap;
 pub mod oid;
 pub mod store;
+pub mod writepack;
 pub mod zlib;
 
 pub use error::{Error, Result};

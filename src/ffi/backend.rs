@@ -15,10 +15,10 @@ use crate::store::{ObjectSink, Options, Store};
 
 use super::boundary::guard;
 use super::error::{last_message, report, set_message};
-use super::host::HostApi;
+use super::host::{HostApi, OdbReader};
 use super::sys::{
-    GIT_ODB_BACKEND_VERSION, class, code, git_object_t, git_odb_backend, git_odb_foreach_cb,
-    git_oid,
+    GIT_ODB_BACKEND_VERSION, class, code, git_object_t, git_odb, git_odb_backend,
+    git_odb_foreach_cb, git_odb_object, git_oid,
 };
 
 /// Version of [`odbpack_options`] this library understands.
@@ -51,6 +51,29 @@ pub struct odbpack_options {
     /// Error reporting; NULL: `git_error_set_str` found in the process, else none (messages stay
     /// available from `odbpack_error_last`).
     pub error_set_str: Option<unsafe extern "C" fn(class: c_int, message: *const c_char) -> c_int>,
+    /// `git_odb_read`, used by `writepack` to fetch thin-pack bases from the odb libgit2 passes.
+    /// The five `odb_*` functions are used only if all are set (else found in the process like
+    /// the allocator); without them thin packs cannot be fixed.
+    pub odb_read: Option<
+        unsafe extern "C" fn(
+            out: *mut *mut git_odb_object,
+            db: *mut git_odb,
+            id: *const git_oid,
+        ) -> c_int,
+    >,
+    /// `git_odb_object_data`.
+    pub odb_object_data: Option<unsafe extern "C" fn(object: *mut git_odb_object) -> *const c_void>,
+    /// `git_odb_object_size`.
+    pub odb_object_size: Option<unsafe extern "C" fn(object: *mut git_odb_object) -> usize>,
+    /// `git_odb_object_type`.
+    pub odb_object_type: Option<unsafe extern "C" fn(object: *mut git_odb_object) -> git_object_t>,
+    /// `git_odb_object_free`.
+    pub odb_object_free: Option<unsafe extern "C" fn(object: *mut git_odb_object)>,
+    /// Most objects a pack given to `writepack` may declare (libgit2's
+    /// `GIT_OPT_SET_PACK_MAX_OBJECTS`; default `UINT32_MAX`).
+    pub writepack_max_objects: c_uint,
+    /// Threads resolving deltas in `writepack` commit; 0 (default) = available cores.
+    pub writepack_threads: c_uint,
 }
 
 impl Default for odbpack_options {
@@ -66,6 +89,13 @@ impl Default for odbpack_options {
             data_alloc: None,
             data_free: None,
             error_set_str: None,
+            odb_read: None,
+            odb_object_data: None,
+            odb_object_size: None,
+            odb_object_type: None,
+            odb_object_free: None,
+            writepack_max_objects: c_uint::MAX,
+            writepack_threads: 0,
         }
     }
 }
@@ -82,12 +112,38 @@ impl odbpack_options {
     }
 
     fn host(&self) -> HostApi {
+        let odb_reader = match (
+            self.odb_read,
+            self.odb_object_data,
+            self.odb_object_size,
+            self.odb_object_type,
+            self.odb_object_free,
+        ) {
+            (Some(read), Some(data), Some(size), Some(kind), Some(free)) => Some(OdbReader {
+                read,
+                data,
+                size,
+                kind,
+                free,
+            }),
+            _ => None,
+        };
         HostApi {
             data_alloc: self.data_alloc,
             data_free: self.data_free,
             error_set_str: self.error_set_str,
+            odb_reader,
         }
         .or(HostApi::discovered())
+    }
+
+    fn writepack_options(&self) -> crate::writepack::Options {
+        crate::writepack::Options {
+            max_object_size: self.max_object_size,
+            max_objects: self.writepack_max_objects,
+            threads: self.writepack_threads as usize,
+            ..crate::writepack::Options::default()
+        }
     }
 }
 
@@ -100,6 +156,8 @@ pub struct Backend {
     /// Position of the last uncovered pack that had a hit (one odb calls one backend serially,
     /// but `foreach` runs outside the odb lock, hence atomic).
     hint: AtomicUsize,
+    /// Limits of packs received through `writepack`.
+    writepack_options: crate::writepack::Options,
 }
 
 impl Backend {
@@ -107,13 +165,23 @@ impl Backend {
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
+
+    /// The host's libgit2 functions.
+    pub fn host(&self) -> &HostApi {
+        &self.host
+    }
+
+    /// Options for packs received through `writepack`.
+    pub fn writepack_options(&self) -> &crate::writepack::Options {
+        &self.writepack_options
+    }
 }
 
 /// The one audited cast from libgit2's pointer to our backend.
 ///
 /// # Safety
 /// `backend` must be NULL or a pointer returned by `odbpack_backend_new[_ext]` and not yet freed.
-unsafe fn backend_ref<'a>(backend: *mut git_odb_backend) -> Option<&'a Backend> {
+pub(crate) unsafe fn backend_ref<'a>(backend: *mut git_odb_backend) -> Option<&'a Backend> {
     // SAFETY: `Backend` is `repr(C)` with `git_odb_backend` first, and every backend pointer
     // libgit2 passes to our slots is one we created (caller contract).
     unsafe { backend.cast::<Backend>().as_ref() }
@@ -470,7 +538,7 @@ fn new_backend(
             exists_prefix: Some(slot_exists_prefix),
             refresh: Some(slot_refresh),
             foreach: Some(slot_foreach),
-            writepack: None,
+            writepack: Some(super::writepack::slot_writepack),
             writemidx: None,
             freshen: Some(slot_freshen),
             free: Some(slot_free),
@@ -478,6 +546,7 @@ fn new_backend(
         store,
         host: options.host(),
         hint: AtomicUsize::new(0),
+        writepack_options: options.writepack_options(),
     });
     Ok(Box::into_raw(backend).cast::<git_odb_backend>())
 }

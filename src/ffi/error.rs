@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::ffi::{CString, c_char, c_int};
 
 use crate::error::Error;
+use crate::writepack::Error as IndexerError;
 
 use super::host::HostApi;
 use super::sys::{class, code};
@@ -45,6 +46,14 @@ pub fn report(host: &HostApi, error: &Error) -> c_int {
         Error::Locked { .. } => (code::GIT_ELOCKED, class::GIT_ERROR_ODB),
         Error::OutOfMemory(_) => (code::GIT_ERROR, class::GIT_ERROR_NOMEMORY),
         Error::InvalidArgument(_) => (code::GIT_ERROR, class::GIT_ERROR_INVALID),
+        // As libgit2's indexer: the callback's value comes back verbatim.
+        Error::Indexer(IndexerError::Cancelled(value)) => (*value, class::GIT_ERROR_CALLBACK),
+        Error::Indexer(IndexerError::OutOfMemory(_)) => {
+            (code::GIT_ERROR, class::GIT_ERROR_NOMEMORY)
+        }
+        Error::Indexer(IndexerError::Io { .. }) => (code::GIT_ERROR, class::GIT_ERROR_OS),
+        Error::Indexer(error) if error.is_zlib() => (code::GIT_ERROR, class::GIT_ERROR_ZLIB),
+        Error::Indexer(_) => (code::GIT_ERROR, class::GIT_ERROR_INDEXER),
         _ => (code::GIT_ERROR, class::GIT_ERROR_ODB),
     };
     set_message(host, class, &format!("odbpack: {error}"));

@@ -23,6 +23,26 @@ use super::sys::{
     git_odb_backend, odbpack_data_alloc_fn as DataAllocFn, odbpack_data_free_fn as DataFreeFn,
     odbpack_error_set_str_fn as ErrorSetStrFn,
 };
+use super::sys::{
+    odbpack_odb_object_data_fn, odbpack_odb_object_free_fn, odbpack_odb_object_size_fn,
+    odbpack_odb_object_type_fn, odbpack_odb_read_fn,
+};
+
+/// The libgit2 functions that read an object from a `git_odb` (thin-pack bases for
+/// `writepack`). All five come from the same libgit2 copy, or none is used.
+#[derive(Clone, Copy, Debug)]
+pub struct OdbReader {
+    /// `git_odb_read`.
+    pub read: odbpack_odb_read_fn,
+    /// `git_odb_object_data`.
+    pub data: odbpack_odb_object_data_fn,
+    /// `git_odb_object_size`.
+    pub size: odbpack_odb_object_size_fn,
+    /// `git_odb_object_type`.
+    pub kind: odbpack_odb_object_type_fn,
+    /// `git_odb_object_free`.
+    pub free: odbpack_odb_object_free_fn,
+}
 
 /// Host functions a backend uses.
 #[derive(Clone, Copy, Debug, Default)]
@@ -33,6 +53,8 @@ pub struct HostApi {
     pub data_free: Option<DataFreeFn>,
     /// `git_error_set_str`.
     pub error_set_str: Option<ErrorSetStrFn>,
+    /// Object reading from a `git_odb` (optional set).
+    pub odb_reader: Option<OdbReader>,
 }
 
 impl HostApi {
@@ -53,6 +75,7 @@ impl HostApi {
             data_alloc,
             data_free,
             error_set_str: self.error_set_str.or(other.error_set_str),
+            odb_reader: self.odb_reader.or(other.odb_reader),
         }
     }
 
@@ -93,6 +116,11 @@ const ALLOC: &CStr = c"git_odb_backend_data_alloc";
 const ALLOC_OLD: &CStr = c"git_odb_backend_malloc";
 const FREE: &CStr = c"git_odb_backend_data_free";
 const SET_ERROR: &CStr = c"git_error_set_str";
+const ODB_READ: &CStr = c"git_odb_read";
+const ODB_OBJECT_DATA: &CStr = c"git_odb_object_data";
+const ODB_OBJECT_SIZE: &CStr = c"git_odb_object_size";
+const ODB_OBJECT_TYPE: &CStr = c"git_odb_object_type";
+const ODB_OBJECT_FREE: &CStr = c"git_odb_object_free";
 
 /// Looks the functions up in one dlopen handle (or `RTLD_DEFAULT`).
 fn from_handle(handle: *mut c_void) -> Option<HostApi> {
@@ -111,6 +139,22 @@ fn from_handle(handle: *mut c_void) -> Option<HostApi> {
             data_free: symbol(FREE).map(|f| std::mem::transmute::<*mut c_void, DataFreeFn>(f)),
             error_set_str: symbol(SET_ERROR)
                 .map(|f| std::mem::transmute::<*mut c_void, ErrorSetStrFn>(f)),
+            odb_reader: match (
+                symbol(ODB_READ),
+                symbol(ODB_OBJECT_DATA),
+                symbol(ODB_OBJECT_SIZE),
+                symbol(ODB_OBJECT_TYPE),
+                symbol(ODB_OBJECT_FREE),
+            ) {
+                (Some(read), Some(data), Some(size), Some(kind), Some(free)) => Some(OdbReader {
+                    read: std::mem::transmute::<*mut c_void, odbpack_odb_read_fn>(read),
+                    data: std::mem::transmute::<*mut c_void, odbpack_odb_object_data_fn>(data),
+                    size: std::mem::transmute::<*mut c_void, odbpack_odb_object_size_fn>(size),
+                    kind: std::mem::transmute::<*mut c_void, odbpack_odb_object_type_fn>(kind),
+                    free: std::mem::transmute::<*mut c_void, odbpack_odb_object_free_fn>(free),
+                }),
+                _ => None,
+            },
         })
     }
 }

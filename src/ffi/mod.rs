@@ -12,5 +12,6 @@ pub mod boundary;
 pub mod error;
 pub mod host;
 pub mod sys;
+pub mod writepack;
 
 pub use backend::*;

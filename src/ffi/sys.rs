@@ -26,6 +26,12 @@ pub struct git_odb {
     _private: [u8; 0],
 }
 
+/// Opaque `git_odb_object` (an object read with `git_odb_read`).
+#[repr(C)]
+pub struct git_odb_object {
+    _private: [u8; 0],
+}
+
 /// Opaque `git_odb_stream` (odbpack implements no streams).
 #[repr(C)]
 pub struct git_odb_stream {
@@ -225,3 +231,20 @@ pub type odbpack_data_free_fn =
 /// `void`, cast the pointer: the value is never read).
 pub type odbpack_error_set_str_fn =
     unsafe extern "C" fn(class: c_int, message: *const c_char) -> c_int;
+
+/// Signature of `git_odb_read`.
+pub type odbpack_odb_read_fn = unsafe extern "C" fn(
+    out: *mut *mut git_odb_object,
+    db: *mut git_odb,
+    id: *const git_oid,
+) -> c_int;
+/// Signature of `git_odb_object_data`.
+pub type odbpack_odb_object_data_fn =
+    unsafe extern "C" fn(object: *mut git_odb_object) -> *const c_void;
+/// Signature of `git_odb_object_size`.
+pub type odbpack_odb_object_size_fn = unsafe extern "C" fn(object: *mut git_odb_object) -> usize;
+/// Signature of `git_odb_object_type`.
+pub type odbpack_odb_object_type_fn =
+    unsafe extern "C" fn(object: *mut git_odb_object) -> git_object_t;
+/// Signature of `git_odb_object_free`.
+pub type odbpack_odb_object_free_fn = unsafe extern "C" fn(object: *mut git_odb_object);

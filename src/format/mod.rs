@@ -14,6 +14,7 @@ pub mod midx;
 mod midx_tests;
 pub mod midx_write;
 pub mod pack;
+pub mod rev;
 
 /// Reads a big-endian `u32` at `pos`; `None` when it would run past the end of `bytes`.
 #[inline]

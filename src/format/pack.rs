@@ -167,7 +167,13 @@ pub fn parse_entry(pack: &[u8], offset: u64) -> Result<Entry, Error> {
     let bytes = pack
         .get(start..body_end)
         .ok_or(Error::OffsetOutOfRange { offset })?;
+    parse_entry_header(bytes, offset)
+}
 
+/// Parses an entry header from `bytes`, which start at the entry's first header byte; `offset`
+/// is the entry's absolute pack offset (for the OFS_DELTA bounds check and `data_offset`).
+/// [`Error::Truncated`] means `bytes` ends inside the header: a streaming caller waits for more.
+pub fn parse_entry_header(bytes: &[u8], offset: u64) -> Result<Entry, Error> {
     let mut used = 0usize;
     let mut next = || -> Result<u8, Error> {
         let byte = *bytes.get(used).ok_or(Error::Truncated)?;
