@@ -126,7 +126,22 @@ fn incremental_midx_chain() {
     assert!(snapshot.uncovered.is_empty(), "every pack is in a layer");
     assert_same_as_git_and_libgit2(&repo);
 
-    // A chain whose tip layer is missing keeps the base layer; the tip's packs are read alone.
+    // Once the directories settle, a new layer written just before refresh is picked up.
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    odb.store().refresh().expect("settled refresh");
+    repo.grow_history(2, 7, "inc2-");
+    repo.git(&["repack", "-dq"]);
+    repo.git(&["multi-pack-index", "write", "--incremental"]);
+    odb.store().refresh().expect("refresh");
+    assert_eq!(odb.store().snapshot().midx.len(), 3, "third layer seen");
+    drop(odb);
+    let chain = std::fs::read_to_string(
+        repo.pack_dir()
+            .join("multi-pack-index.d/multi-pack-index-chain"),
+    )
+    .expect("chain");
+
+    // A chain whose tip layer is missing keeps the base layers; the tip's packs are read alone.
     let tip = chain.lines().last().expect("tip").to_owned();
     std::fs::remove_file(
         repo.pack_dir()
@@ -135,7 +150,7 @@ fn incremental_midx_chain() {
     .expect("rm tip");
     let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
     let snapshot = odb.store().snapshot();
-    assert_eq!(snapshot.midx.len(), 1);
+    assert_eq!(snapshot.midx.len(), 2);
     assert_eq!(snapshot.uncovered.len(), 1);
     assert_same_as_git_and_libgit2(&repo);
 }

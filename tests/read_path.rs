@@ -319,6 +319,26 @@ fn refresh_picks_up_new_packs_and_drops_vanished_ones() {
         std::sync::Arc::ptr_eq(&snapshot, &odb.store().snapshot()),
         "unchanged directory keeps the snapshot"
     );
+    // With the stamp trusted, a pack written right before refresh is still seen.
+    repo.grow_history(1, 3, "z");
+    repo.git(&["repack", "-dq"]);
+    let newest = repo
+        .all_objects()
+        .into_keys()
+        .find(|id| !after.contains_key(id))
+        .expect("new object");
+    let store = odb.store();
+    let hint = std::sync::atomic::AtomicUsize::new(0);
+    let id = odbpack::ObjectId::from_hex(&newest).expect("hex");
+    assert!(
+        !store.exists(&id, &hint).expect("exists"),
+        "not visible before refresh"
+    );
+    store.refresh().expect("refresh");
+    assert!(
+        store.exists(&id, &hint).expect("exists"),
+        "visible right after refresh"
+    );
 }
 
 /// Backends opened on the same directory share one store.

@@ -190,13 +190,25 @@ impl Store {
         self.epoch.load(Ordering::Relaxed)
     }
 
-    /// Brings the snapshot up to date with the directory. When nothing changed this is four
-    /// `stat` calls; a change (or a change too recent to trust timestamps) rescans: one
-    /// `readdir`, re-reading the MIDX, reusing every pack that is still there.
+    /// Brings the snapshot up to date with the directory. When nothing changed this is one
+    /// `stat` (two with an incremental MIDX chain, see [`DirStamp`]); a change, or one too recent
+    /// to trust timestamps, rescans: one `readdir`, re-reading the MIDX, reusing every pack
+    /// that is still there.
     pub fn refresh(&self) -> Result<()> {
-        let _guard = self.refresh_lock.lock();
-        let stamp = DirStamp::read(&self.pack_dir).map_err(|e| Error::io(&self.pack_dir, e))?;
         let current = self.snapshot.load_full();
+        if let Some(stamp) = current.stamp {
+            // Unchanged: no lock, so concurrent misses on many threads don't queue up.
+            let now = DirStamp::read(&self.pack_dir, stamp.has_chain_dir())
+                .map_err(|e| Error::io(&self.pack_dir, e))?;
+            if now == stamp {
+                return Ok(());
+            }
+        }
+        let _guard = self.refresh_lock.lock();
+        let stamp =
+            DirStamp::read(&self.pack_dir, true).map_err(|e| Error::io(&self.pack_dir, e))?;
+        let current = self.snapshot.load_full();
+        // Another thread may have rescanned while this one waited for the lock.
         if current.stamp == Some(stamp) {
             return Ok(());
         }
@@ -206,7 +218,9 @@ impl Store {
     /// Rescans unconditionally (after this process itself changed the directory).
     pub fn rescan(&self) -> Result<()> {
         let _guard = self.refresh_lock.lock();
-        let stamp = DirStamp::read(&self.pack_dir).map_err(|e| Error::io(&self.pack_dir, e))?;
+        // Stat the chain directory whether or not it existed: this stamp decides from now on.
+        let stamp =
+            DirStamp::read(&self.pack_dir, true).map_err(|e| Error::io(&self.pack_dir, e))?;
         let current = self.snapshot.load_full();
         self.rescan_locked(&current, stamp)
     }
@@ -263,7 +277,15 @@ impl Store {
     /// Whether `oid` is in a pack. `hint` is the caller's last-hit position among packs not
     /// covered by a MIDX; it is updated on a hit.
     pub fn exists(&self, oid: &ObjectId, hint: &AtomicUsize) -> Result<bool> {
-        Ok(self.locate(oid, hint)?.is_some())
+        let set = self.snapshot.load();
+        Ok(match set.contains(oid, hint.load(Ordering::Relaxed)) {
+            Some(usize::MAX) => true,
+            Some(position) => {
+                hint.store(position, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        })
     }
 
     fn locate(

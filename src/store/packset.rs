@@ -64,31 +64,41 @@ impl FileStamp {
 /// granularity and clock skew between the writer and us).
 const RACY_WINDOW: Duration = Duration::from_secs(3);
 
-/// What `refresh` compares to decide whether anything changed: the pack directory (packs added
-/// or removed, MIDX renamed into place), the MIDX file and the chain file.
+/// What `refresh` compares to decide whether anything changed.
+///
+/// git never modifies these files in place: packs, indexes, the MIDX, its layers and the chain
+/// file all arrive by `rename` (or leave by `unlink`) in the pack directory or in
+/// `multi-pack-index.d/`, and each of those changes the directory's mtime. So the directories
+/// are all that must be watched: one `stat` of the pack directory, plus one of the chain
+/// directory when it exists (its creation changes the pack directory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DirStamp {
     pack_dir: Option<FileStamp>,
-    midx: Option<FileStamp>,
-    chain: Option<FileStamp>,
     chain_dir: Option<FileStamp>,
 }
 
 impl DirStamp {
-    /// Stats the pack directory and the MIDX files: four `stat` calls.
-    pub fn read(pack_dir: &Path) -> io::Result<DirStamp> {
-        let chain_dir = pack_dir.join(MIDX_CHAIN_DIR);
+    /// Stats the pack directory and, if `with_chain_dir`, `multi-pack-index.d/`.
+    pub fn read(pack_dir: &Path, with_chain_dir: bool) -> io::Result<DirStamp> {
+        let chain_dir = if with_chain_dir {
+            FileStamp::of(&pack_dir.join(MIDX_CHAIN_DIR))?
+        } else {
+            None
+        };
         Ok(DirStamp {
             pack_dir: FileStamp::of(pack_dir)?,
-            midx: FileStamp::of(&pack_dir.join(MIDX_NAME))?,
-            chain: FileStamp::of(&chain_dir.join(MIDX_CHAIN_FILE))?,
-            chain_dir: FileStamp::of(&chain_dir)?,
+            chain_dir,
         })
+    }
+
+    /// Whether the chain directory existed when this stamp was taken (so must be watched).
+    pub fn has_chain_dir(&self) -> bool {
+        self.chain_dir.is_some()
     }
 
     /// Whether any part changed too recently to be trusted.
     pub fn is_racy(&self, now: SystemTime) -> bool {
-        [self.pack_dir, self.midx, self.chain, self.chain_dir]
+        [self.pack_dir, self.chain_dir]
             .iter()
             .flatten()
             .any(|stamp| stamp.is_racy(now))
@@ -187,6 +197,22 @@ impl PackSet {
             }
         }
         Ok(None)
+    }
+
+    /// Whether `oid` is in the snapshot, without touching pack data or taking references: the
+    /// `exists` fast path. Like libgit2, a MIDX hit counts without opening the pack.
+    pub fn contains(&self, oid: &ObjectId, hint: usize) -> Option<usize> {
+        if self.midx.iter().any(|layer| layer.file.find(oid).is_some()) {
+            return Some(usize::MAX);
+        }
+        let count = self.uncovered.len();
+        (0..count)
+            .map(|step| (hint + step) % count)
+            .find(|&position| {
+                self.uncovered[position]
+                    .index()
+                    .is_ok_and(|index| index.find(oid).is_some())
+            })
     }
 
     /// Resolves a prefix across the whole snapshot: `Ok(None)` if nothing matches, the single
