@@ -11,6 +11,8 @@ pub mod backend;
 pub mod boundary;
 pub mod error;
 pub mod host;
+pub mod midx;
 pub mod sys;
 
 pub use backend::*;
+pub use midx::*;
