@@ -446,7 +446,7 @@ fn for_each_pseudo_pack_position(
         .map(|&n| Vec::with_capacity(n as usize))
         .collect();
     let mut position = 0u32;
-    for_each_selected(packs, preferred, &stats, |sel| {
+    for_each_selected(packs, preferred, stats, |sel| {
         per_pack[sel.pack].push((sel.entry as u32, position));
         position += 1;
         Ok(())
