@@ -184,7 +184,8 @@ int odbpack_midx_write(const char *objects_dir, const struct odbpack_midx_write_
  * `on_problem` (may be NULL) is called once per problem with git's wording of it (the message
  * is valid during the call only). Returns the number of problems (0: the MIDX verifies, or
  * there is none), or a negative libgit2 code with a message if verification could not run.
- * Incremental chains are not verified.
+ * Without a `multi-pack-index` file, every layer of an incremental chain is verified (messages
+ * then start with the layer's file name).
  *
  * # Safety
  * `objects_dir` must be NULL or a NUL-terminated path; `on_problem` must be safe to call with

@@ -607,3 +607,39 @@ fn c_api_write_verify_expire() {
     let missing = CString::new("/nonexistent/objects").unwrap();
     assert!(unsafe { odbpack_midx_write(missing.as_ptr(), std::ptr::null()) } < 0);
 }
+
+#[test]
+fn verify_checks_incremental_chain_layers() {
+    let repo = multi_pack_repo(2, None);
+    repo.git(&["multi-pack-index", "write", "--incremental"]);
+    repo.grow_history(1, 3, "layer2-");
+    repo.git(&["repack", "-dq"]);
+    repo.git(&["multi-pack-index", "write", "--incremental"]);
+    let chain_dir = repo.pack_dir().join("multi-pack-index.d");
+    let chain = std::fs::read_to_string(chain_dir.join("multi-pack-index-chain")).unwrap();
+    assert_eq!(chain.lines().count(), 2, "two layers");
+    assert!(!midx_path(&repo).exists());
+    assert_eq!(
+        midx::verify_dir(&repo.objects_dir()).unwrap(),
+        Vec::<String>::new()
+    );
+    let tip = chain.lines().last().unwrap();
+    let layer = chain_dir.join(format!("multi-pack-index-{tip}.midx"));
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let len = bytes.len();
+    bytes[len - 1] ^= 0xff;
+    let mut perms = std::fs::metadata(&layer).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&layer, perms).unwrap();
+    std::fs::write(&layer, &bytes).unwrap();
+    let problems = midx::verify_dir(&repo.objects_dir()).unwrap();
+    assert_eq!(
+        problems,
+        [format!("multi-pack-index-{tip}.midx: incorrect checksum")]
+    );
+    // A plain write replaces the chain.
+    ours(&repo, WriteOptions::default());
+    assert!(std::fs::read_dir(&chain_dir).unwrap().next().is_none());
+    git_verify_and_fsck(&repo);
+}

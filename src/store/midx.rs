@@ -319,27 +319,61 @@ pub fn write_dir(objects_dir: &Path, options: WriteOptions<'_>) -> Result<Writte
     write(&store, options)
 }
 
-/// `git multi-pack-index verify` for the `multi-pack-index` of `objects_dir`: every problem
-/// found, as git words it (empty when the file verifies, or when there is none). A file that
-/// does not parse gives one problem; the other checks follow [`midx::verify`].
-///
-/// Incremental chains (`multi-pack-index.d/`) are not verified yet.
+/// `git multi-pack-index verify` for `objects_dir`: every problem found, as git words it (empty
+/// when the MIDX verifies, or when there is none). The `multi-pack-index` file if there is one,
+/// otherwise every layer of the incremental chain (`multi-pack-index.d/`), each message then
+/// prefixed with the layer's file name. A file that does not parse gives one problem; the other
+/// checks follow [`midx::verify`].
 pub fn verify_dir(objects_dir: &Path) -> Result<Vec<String>> {
     let pack_dir = objects_dir.join("pack");
     let path = pack_dir.join(MIDX_NAME);
-    let map = match Mmap::open(&path) {
-        Ok((map, _)) => map,
+    if let Some(messages) = verify_file(&pack_dir, &path)? {
+        return Ok(messages);
+    }
+    let chain_dir = pack_dir.join(MIDX_CHAIN_DIR);
+    let chain_path = chain_dir.join(MIDX_CHAIN_FILE);
+    let bytes = match fs::read(&chain_path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(chain_path, e)),
+    };
+    let mut messages = Vec::new();
+    let layers = match midx::parse_chain(&bytes) {
+        Ok(layers) => layers,
+        Err(midx::Error::ChainLine { line, valid }) => {
+            messages.push(format!(
+                "{MIDX_CHAIN_FILE}: invalid chain: line {line} not a hash"
+            ));
+            valid
+        }
+        Err(error) => return Ok(vec![format!("{MIDX_CHAIN_FILE}: {error}")]),
+    };
+    for hash in layers {
+        let name = format!("multi-pack-index-{hash}.midx");
+        match verify_file(&pack_dir, &chain_dir.join(&name))? {
+            Some(problems) => messages.extend(problems.iter().map(|p| format!("{name}: {p}"))),
+            None => messages.push(format!("{name}: layer file is missing")),
+        }
+    }
+    Ok(messages)
+}
+
+/// Verifies one MIDX file (a whole MIDX or a layer, whose pack ids are its own); `None` if it
+/// does not exist.
+fn verify_file(pack_dir: &Path, path: &Path) -> Result<Option<Vec<String>>> {
+    let map = match Mmap::open(path) {
+        Ok((map, _)) => map,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
     let file = match MultiPackIndex::from_bytes(map) {
         Ok(file) => file,
-        Err(error) => return Ok(vec![error.to_string()]),
+        Err(error) => return Ok(Some(vec![error.to_string()])),
     };
     let mut messages: Vec<String> = file.ignored().iter().map(ToString::to_string).collect();
     let mut indexes = Vec::with_capacity(file.num_packs());
     for pack_id in 0..file.num_packs() {
-        indexes.push(load_index(&pack_dir, file.pack_name(pack_id)));
+        indexes.push(load_index(pack_dir, file.pack_name(pack_id)));
     }
     let entries: Vec<Option<&dyn PackEntries>> = indexes
         .iter()
@@ -350,7 +384,7 @@ pub fn verify_dir(objects_dir: &Path) -> Result<Vec<String>> {
             .iter()
             .map(ToString::to_string),
     );
-    Ok(messages)
+    Ok(Some(messages))
 }
 
 /// Loads a pack's index the way git's `prepare_midx_pack` does: the `.pack` must exist and the
