@@ -19,6 +19,7 @@ fn main() {
         .with_config(config)
         // Only the C-facing module: constants elsewhere in the crate are not part of the ABI.
         .with_src(crate_dir.join("src/ffi/backend.rs"))
+        .with_src(crate_dir.join("src/ffi/midx.rs"))
         .generate()
     {
         Ok(bindings) => bindings,

@@ -21,6 +21,11 @@
 #define ODBPACK_OPTIONS_VERSION 1
 
 /**
+ * Version of [`odbpack_midx_write_options`] this library understands.
+ */
+#define ODBPACK_MIDX_WRITE_OPTIONS_VERSION 1
+
+/**
  * Options for [`odbpack_backend_new_ext`]. Initialise with [`odbpack_options_init`], then change
  * fields; a zero field is *not* "default" (e.g. `delta_cache_bytes = 0` disables the cache).
  */
@@ -97,6 +102,38 @@ typedef struct odbpack_options {
   unsigned int writepack_threads;
 } odbpack_options;
 
+/**
+ * Options of [`odbpack_midx_write`] and [`odbpack_midx_expire`]. Initialise with
+ * [`odbpack_midx_write_options_init`] (all off, no callback), then change fields.
+ */
+typedef struct odbpack_midx_write_options {
+  /**
+   * Must be `ODBPACK_MIDX_WRITE_OPTIONS_VERSION`.
+   */
+  unsigned int version;
+  /**
+   * git's `--preferred-pack`: a `pack-<hash>.idx` or `.pack` basename whose copies of
+   * duplicated objects win; NULL for none. An unknown name is ignored, as git warns and goes
+   * on; a pack with no objects is an error. Ignored by expire.
+   */
+  const char *preferred_pack;
+  /**
+   * Non-zero: also write the RIDX and BTMP chunks and the `multi-pack-index-<checksum>.rev`
+   * sidecar, as git's `--bitmap` does (minus the bitmap); the default preferred pack is then
+   * the oldest non-empty one, as in git. Ignored by expire (git's expire drops them).
+   */
+  int write_reverse_index;
+  /**
+   * Called from the writing thread with (pack entries visited, total entries) while objects
+   * are selected, at least once at the end; NULL for none.
+   */
+  void (*progress)(uint64_t done, uint64_t total, void *payload);
+  /**
+   * Passed to `progress`.
+   */
+  void *payload;
+} odbpack_midx_write_options;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -148,6 +185,70 @@ const char *odbpack_error_last(void);
  * The library version, e.g. `"0.1.0"` (static string).
  */
 const char *odbpack_version(void);
+
+/**
+ * Fills `options` with the defaults for `version`. Returns 0, or -1 if `options` is NULL or
+ * `version` is not `ODBPACK_MIDX_WRITE_OPTIONS_VERSION`.
+ *
+ * # Safety
+ * `options` must be NULL or point to writable memory for one struct.
+ */
+int odbpack_midx_write_options_init(struct odbpack_midx_write_options *options, unsigned int version);
+
+/**
+ * Writes `<objects_dir>/pack/multi-pack-index` covering every pack in the directory
+ * (`.keep` packs included), byte-identical to a fresh `git multi-pack-index write` (git 2.47;
+ * with `write_reverse_index`, to `git multi-pack-index write --bitmap` minus the bitmap).
+ * `options` may be NULL for defaults (the same write as `git_odb_write_multi_pack_index`).
+ *
+ * The file is written to `multi-pack-index.lock` (created exclusively), fsync'd and renamed into
+ * place; readers never see a partial file, and on failure nothing is left behind and the old
+ * MIDX still serves. Afterwards stale `multi-pack-index-*.{bitmap,rev}` files and an
+ * incremental chain are deleted, as git does.
+ *
+ * Returns 0; `GIT_ELOCKED` (-14) if `multi-pack-index.lock` exists (someone else is writing; the
+ * message names the lock); or another negative libgit2 code with a message (e.g. no packs).
+ *
+ * # Safety
+ * `objects_dir` must be NULL or a NUL-terminated path; `options` NULL or an initialised struct
+ * whose `preferred_pack` is NULL or NUL-terminated.
+ */
+int odbpack_midx_write(const char *objects_dir, const struct odbpack_midx_write_options *options);
+
+/**
+ * Checks `<objects_dir>/pack/multi-pack-index` like `git multi-pack-index verify`: the file
+ * parses (signature, version, hash version, chunk table, required chunks, fanout, pack-name
+ * order), the checksum, that every pack loads, that there is at least one object, that object
+ * ids are strictly increasing, and that every object's pack id is valid and its offset equals
+ * the one in its pack's `.idx`.
+ *
+ * `on_problem` (may be NULL) is called once per problem with git's wording of it (the message
+ * is valid during the call only). Returns the number of problems (0: the MIDX verifies, or
+ * there is none), or a negative libgit2 code with a message if verification could not run.
+ * Without a `multi-pack-index` file, every layer of an incremental chain is verified (messages
+ * then start with the layer's file name).
+ *
+ * # Safety
+ * `objects_dir` must be NULL or a NUL-terminated path; `on_problem` must be safe to call with
+ * `payload`.
+ */
+int odbpack_midx_verify(const char *objects_dir, void (*on_problem)(const char *message, void *payload), void *payload);
+
+/**
+ * Like `git multi-pack-index expire`: deletes every pack listed in
+ * `<objects_dir>/pack/multi-pack-index` from which it selects no object (never `.keep` or cruft
+ * packs), and rewrites the MIDX without them (and without RIDX/BTMP, as git does). The new MIDX
+ * is committed before any pack is deleted. Only `progress`/`payload` of `options` (may be NULL)
+ * are used.
+ *
+ * Returns 0 and sets `*expired` (may be NULL) to the number of packs deleted; a negative
+ * libgit2 code with a message on failure (`GIT_ELOCKED` if the MIDX is being written).
+ *
+ * # Safety
+ * `objects_dir` must be NULL or a NUL-terminated path; `options` NULL or an initialised struct;
+ * `expired` NULL or writable.
+ */
+int odbpack_midx_expire(const char *objects_dir, const struct odbpack_midx_write_options *options, size_t *expired);
 
 #ifdef __cplusplus
 }  // extern "C"

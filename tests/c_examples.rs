@@ -212,3 +212,114 @@ fn cat_file_example_is_clean_under_valgrind() {
     );
     assert!(ok, "valgrind reported errors:\n{stderr}");
 }
+
+/// `examples/midx.c`: write (through `git_odb_write_multi_pack_index` and through
+/// `odbpack_midx_write` with options) byte-identical to git, verify (clean and corrupt), expire.
+#[test]
+fn midx_example_writes_verifies_and_expires_like_git() {
+    let repo = Repo::new();
+    for i in 0..3 {
+        repo.grow_history(2, 4, &format!("m{i}-"));
+        repo.git(&["repack", "-dq"]);
+    }
+    // A fourth pack holding every object: the newest, so a plain write selects only from it.
+    git_stdin(
+        repo.path(),
+        &["pack-objects", "-q", "--revs", ".git/objects/pack/pack"],
+        b"main\n",
+    );
+    repo.prune_loose();
+    let incremental: Vec<_> = repo.packs();
+    let newest = std::fs::read_dir(repo.pack_dir())
+        .expect("pack dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+        .max_by_key(|p| std::fs::metadata(p).expect("stat").len())
+        .expect("full pack");
+    let mut order: Vec<_> = incremental
+        .iter()
+        .filter(|p| **p != newest)
+        .cloned()
+        .collect();
+    order.push(newest.clone());
+    for (rank, pack) in order.iter().enumerate() {
+        let status = Command::new("touch")
+            .arg("-d")
+            .arg(format!("@{}", 1_700_000_000 + 1000 * rank as i64))
+            .arg(pack)
+            .status()
+            .expect("touch");
+        assert!(status.success());
+    }
+    let work = tempfile::tempdir().expect("temp dir");
+    let midx = compile_example("midx", work.path());
+    let objects = repo.objects_dir();
+    let midx_file = repo.pack_dir().join("multi-pack-index");
+    let run = |args: &[&str]| {
+        let output = Command::new(&midx)
+            .args(args)
+            .arg(&objects)
+            .output()
+            .expect("run midx");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let git_fresh = |args: &[&str]| {
+        let ours = std::fs::read(&midx_file).expect("our MIDX");
+        std::fs::remove_file(&midx_file).expect("rm");
+        let mut full_args = vec!["multi-pack-index", "write"];
+        full_args.extend_from_slice(args);
+        repo.git(&full_args);
+        let git = std::fs::read(&midx_file).expect("git's MIDX");
+        std::fs::write(&midx_file, &ours).expect("restore");
+        (ours, git)
+    };
+
+    let (code, _, stderr) = run(&["write"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (ours, git) = git_fresh(&[]);
+    assert!(ours == git, "midx write (odb slot) differs from git");
+    repo.git(&["multi-pack-index", "verify"]);
+
+    let (code, _, stderr) = run(&["write", "--reverse-index", "--progress"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("write: "), "progress printed: {stderr}");
+    let (ours, git) = git_fresh(&["--bitmap"]);
+    assert!(
+        ours == git,
+        "midx write --reverse-index differs from git --bitmap"
+    );
+
+    let (code, _, stderr) = run(&["verify"]);
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    let mut bad = ours.clone();
+    let at = bad.len() - 5;
+    bad[at] ^= 0xff;
+    std::fs::write(&midx_file, &bad).expect("corrupt");
+    let (code, _, stderr) = run(&["verify"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr, "error: incorrect checksum\n");
+    std::fs::write(&midx_file, &ours).expect("restore");
+
+    let (code, stdout, stderr) = run(&["expire"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // The reverse-index write preferred the oldest pack, so its objects stay selected from it.
+    assert_eq!(stdout, "expired 2 pack(s)\n");
+    assert_eq!(
+        repo.packs(),
+        [order[0].clone(), newest]
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    repo.git(&["multi-pack-index", "verify"]);
+    repo.git(&["fsck", "--no-progress"]);
+
+    let (code, _, _) = run(&["frobnicate"]);
+    assert_eq!(code, Some(129));
+}

@@ -450,6 +450,22 @@ unsafe extern "C" fn slot_refresh(backend_p: *mut git_odb_backend) -> c_int {
     })
 }
 
+/// `git_odb_write_multi_pack_index`: refresh, then a fresh `multi-pack-index` over every pack
+/// (see `store::midx::write`); the store switches to it at once.
+unsafe extern "C" fn slot_writemidx(backend_p: *mut git_odb_backend) -> c_int {
+    // SAFETY: libgit2 passes the backend we created.
+    let backend = unsafe { backend_ref(backend_p) };
+    let host = host_of(backend);
+    guard("writemidx", &host, code::GIT_ERROR, || {
+        let run = || -> Result<c_int> {
+            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
+            crate::store::midx::write(&backend.store, Default::default())?;
+            Ok(code::GIT_OK)
+        };
+        run().unwrap_or_else(|error| report(&host, &error))
+    })
+}
+
 unsafe extern "C" fn slot_foreach(
     backend_p: *mut git_odb_backend,
     callback: git_odb_foreach_cb,
@@ -539,7 +555,7 @@ fn new_backend(
             refresh: Some(slot_refresh),
             foreach: Some(slot_foreach),
             writepack: Some(super::writepack::slot_writepack),
-            writemidx: None,
+            writemidx: Some(slot_writemidx),
             freshen: Some(slot_freshen),
             free: Some(slot_free),
         },

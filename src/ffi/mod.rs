@@ -11,7 +11,9 @@ pub mod backend;
 pub mod boundary;
 pub mod error;
 pub mod host;
+pub mod midx;
 pub mod sys;
 pub mod writepack;
 
 pub use backend::*;
+pub use midx::*;

@@ -9,13 +9,14 @@
 //! last tie by `readdir()` order; the store passes packs sorted by name, which makes ties
 //! deterministic (and equal to git's whenever mtimes differ or the directory order agrees).
 //!
-//! **Memory.** OIDL is produced by a k-way merge of the packs' sorted id lists over a binary
-//! heap of one cursor per pack, and the merge is simply re-run for every chunk that needs it
-//! (OIDL, OOFF, LOFF), so nothing proportional to the object count is kept for those. Only RIDX
-//! needs a sort of the selected objects by offset; it keeps two `u32` per selected object.
+//! **Memory.** OIDL is produced by merging the packs' sorted id lists one fanout bucket (first
+//! id byte) at a time, as git does: a bucket's entries from every pack are gathered and sorted,
+//! so at most about 1/256 of the entries is held at once. The merge is simply re-run for every
+//! chunk that needs it (OIDL, OOFF, LOFF), so nothing proportional to the object count is kept
+//! for those. Only RIDX needs a sort of the selected objects by offset; it keeps two `u32` per
+//! selected object.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::cmp::Reverse;
 use std::fmt;
 use std::io::{self, Write};
 
@@ -178,11 +179,11 @@ pub fn write_midx<W: Write>(
         Ok(())
     })?;
     chunks.chunk(OIDL, |w| {
-        for_each_selected(packs, preferred, |sel| w.write_all(&sel.oid.0))
+        for_each_selected(packs, preferred, &stats, |sel| w.write_all(&sel.oid.0))
     })?;
     chunks.chunk(OOFF, |w| {
         let mut next_large = 0u32;
-        for_each_selected(packs, preferred, |sel| {
+        for_each_selected(packs, preferred, &stats, |sel| {
             let offset = packs[sel.pack].entries.offset_at(sel.entry);
             let stored = if stats.large_offsets_needed && offset > 0x7fff_ffff {
                 next_large += 1;
@@ -197,7 +198,7 @@ pub fn write_midx<W: Write>(
     })?;
     if with_loff {
         chunks.chunk(LOFF, |w| {
-            for_each_selected(packs, preferred, |sel| {
+            for_each_selected(packs, preferred, &stats, |sel| {
                 let offset = packs[sel.pack].entries.offset_at(sel.entry);
                 if offset > 0x7fff_ffff {
                     w.write_all(&offset.to_be_bytes())
@@ -309,6 +310,28 @@ struct Stats {
     by_name: Vec<u32>,
     /// Input index → final pack id.
     final_id: Vec<u32>,
+    /// (input pack, entry) of every selected object in OIDL order, kept when it is small
+    /// enough ([`SELECTION_CACHE_ENTRIES`]) so later chunks need not re-run the merge.
+    selection: Option<Vec<(u32, u32)>>,
+}
+
+/// Up to this many pack entries in total (128 MiB of cache at most), the first merge pass keeps
+/// its selection (8 bytes per object, well under the 28+ bytes per object of the indexes);
+/// beyond it every chunk re-runs the merge and memory stays at one fanout bucket.
+const SELECTION_CACHE_ENTRIES: u64 = 1 << 24;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests write every file twice, with and without the cache, and compare.
+    static NO_SELECTION_CACHE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn cache_selection(total: u64) -> bool {
+    #[cfg(test)]
+    if NO_SELECTION_CACHE.with(|off| off.get()) {
+        return false;
+    }
+    total <= SELECTION_CACHE_ENTRIES
 }
 
 impl Stats {
@@ -352,12 +375,18 @@ impl Stats {
             large_offsets_needed: false,
             by_name,
             final_id,
+            selection: cache_selection(total).then(Vec::new),
         };
         let mut merge = Merge::new(packs, preferred);
+        let mut next_report = 4096;
         while let Some(sel) = merge.next_selected()? {
             stats.num_objects = stats.num_objects.checked_add(1).ok_or(Error::TooLarge)?;
             stats.fanout_counts[usize::from(sel.oid.0[0])] += 1;
             stats.selected_per_pack[sel.pack] += 1;
+            if let Some(selection) = stats.selection.as_mut() {
+                // Pack and entry counts were checked to fit u32 above.
+                selection.push((sel.pack as u32, sel.entry as u32));
+            }
             let offset = packs[sel.pack].entries.offset_at(sel.entry);
             if offset > 0x7fff_ffff {
                 stats.num_large_offsets += 1;
@@ -366,10 +395,10 @@ impl Stats {
                 stats.large_offsets_needed = true;
             }
             if let Some(progress) = progress.as_deref_mut()
-                && merge.visited.is_multiple_of(4096)
-            {
-                progress(merge.visited, total);
-            }
+                && merge.visited >= next_report {
+                    progress(merge.visited, total);
+                    next_report = merge.visited + 4096;
+                }
         }
         if let Some(progress) = progress {
             progress(total, total);
@@ -416,7 +445,7 @@ fn for_each_pseudo_pack_position(
         .map(|&n| Vec::with_capacity(n as usize))
         .collect();
     let mut position = 0u32;
-    for_each_selected(packs, preferred, |sel| {
+    for_each_selected(packs, preferred, stats, |sel| {
         per_pack[sel.pack].push((sel.entry as u32, position));
         position += 1;
         Ok(())
@@ -438,8 +467,17 @@ fn for_each_pseudo_pack_position(
 fn for_each_selected(
     packs: &[PackInput<'_>],
     preferred: Option<usize>,
+    stats: &Stats,
     mut f: impl FnMut(Selected) -> io::Result<()>,
 ) -> io::Result<()> {
+    if let Some(selection) = &stats.selection {
+        for &(pack, entry) in selection {
+            let (pack, entry) = (pack as usize, entry as usize);
+            let oid = packs[pack].entries.oid_at(entry);
+            f(Selected { oid, pack, entry })?;
+        }
+        return Ok(());
+    }
     let mut merge = Merge::new(packs, preferred);
     loop {
         match merge.next_selected() {
@@ -460,95 +498,138 @@ struct Selected {
     entry: usize,
 }
 
-/// One pack's cursor in the heap, ordered so that the smallest is the best copy of the
-/// smallest id: by id, then preferred first, newest mtime first, lowest input index first.
-#[derive(PartialEq, Eq)]
+/// One copy of an object in a bucket. Sorted by `key`: the id as integers (cheaper than a
+/// byte comparison), then the copy's rank — preferred pack first, newest mtime first, lowest
+/// input index first (see [`Merge::new`]).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Cursor {
-    oid: ObjectId,
-    not_preferred: bool,
-    mtime: Reverse<i64>,
-    pack: usize,
-    entry: usize,
+    key: (u64, u64, u32, u32),
+    pack: u32,
+    entry: u32,
 }
 
-impl Ord for Cursor {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.oid, self.not_preferred, self.mtime, self.pack).cmp(&(
-            other.oid,
-            other.not_preferred,
-            other.mtime,
-            other.pack,
-        ))
+impl Cursor {
+    fn oid(&self) -> ObjectId {
+        let mut id = [0u8; HASH_LEN];
+        id[..8].copy_from_slice(&self.key.0.to_be_bytes());
+        id[8..16].copy_from_slice(&self.key.1.to_be_bytes());
+        id[16..].copy_from_slice(&self.key.2.to_be_bytes());
+        ObjectId(id)
     }
 }
 
-impl PartialOrd for Cursor {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// K-way merge of the packs' sorted entries that yields each id once, from its best copy.
+/// Merge of the packs' sorted entries that yields each id once, from its best copy.
+///
+/// Like git's `compute_sorted_entries`, it works one fanout bucket (first id byte) at a time:
+/// every pack's entries of the bucket are gathered and sorted by (id, rank of the copy), and
+/// the first copy of each id wins. Memory is one bucket (about 1/256 of all entries), and the
+/// sort is far cheaper than a heap over one cursor per pack.
 struct Merge<'p, 'a> {
     packs: &'p [PackInput<'a>],
-    preferred: Option<usize>,
-    heap: BinaryHeap<Reverse<Cursor>>,
+    /// Rank of each input pack's copies (lower wins).
+    rank: Vec<u32>,
+    /// Next entry of each pack.
+    next: Vec<usize>,
+    /// The current bucket, sorted, and the position in it.
+    bucket: Vec<Cursor>,
+    position: usize,
+    /// The next first byte to gather (256: done).
+    next_byte: usize,
     last: Option<ObjectId>,
     visited: u64,
 }
 
 impl<'p, 'a> Merge<'p, 'a> {
     fn new(packs: &'p [PackInput<'a>], preferred: Option<usize>) -> Merge<'p, 'a> {
-        let mut merge = Merge {
+        // git's `midx_oid_compare` after the id: preferred pack, newest mtime, input order.
+        let mut order: Vec<usize> = (0..packs.len()).collect();
+        order.sort_by_key(|&pack| (preferred != Some(pack), Reverse(packs[pack].mtime), pack));
+        let mut rank = vec![0u32; packs.len()];
+        for (position, &pack) in order.iter().enumerate() {
+            rank[pack] = position as u32; // Pack counts are checked to fit u32.
+        }
+        Merge {
             packs,
-            preferred,
-            heap: BinaryHeap::with_capacity(packs.len()),
+            rank,
+            next: vec![0; packs.len()],
+            bucket: Vec::new(),
+            position: 0,
+            next_byte: 0,
             last: None,
             visited: 0,
-        };
-        for pack in 0..packs.len() {
-            merge.push(pack, 0);
         }
-        merge
     }
 
-    fn push(&mut self, pack: usize, entry: usize) {
-        let input = &self.packs[pack];
-        if entry < input.entries.len() {
-            self.heap.push(Reverse(Cursor {
-                oid: input.entries.oid_at(entry),
-                not_preferred: self.preferred != Some(pack),
-                mtime: Reverse(input.mtime),
-                pack,
-                entry,
-            }));
+    /// Gathers the entries whose id starts with `byte` from every pack, checking that each
+    /// pack's ids strictly increase.
+    fn fill(&mut self, byte: usize) -> Result<(), Error> {
+        self.bucket.clear();
+        self.position = 0;
+        for (pack, input) in self.packs.iter().enumerate() {
+            let entries = input.entries;
+            let mut entry = self.next[pack];
+            let mut previous = (entry > 0).then(|| entries.oid_at(entry - 1));
+            while entry < entries.len() {
+                let oid = entries.oid_at(entry);
+                if previous.is_some_and(|previous| oid <= previous) || usize::from(oid.0[0]) < byte
+                {
+                    return Err(Error::UnsortedPack {
+                        name: input.idx_name.to_owned(),
+                        index: entry,
+                    });
+                }
+                if usize::from(oid.0[0]) != byte {
+                    break;
+                }
+                let id = &oid.0;
+                let word = |range: std::ops::Range<usize>| {
+                    id[range]
+                        .iter()
+                        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+                };
+                self.bucket.push(Cursor {
+                    key: (
+                        word(0..8),
+                        word(8..16),
+                        word(16..20) as u32,
+                        self.rank[pack],
+                    ),
+                    pack: pack as u32,
+                    entry: entry as u32, // Entry counts are checked to fit u32.
+                });
+                previous = Some(oid);
+                entry += 1;
+            }
+            self.next[pack] = entry;
         }
+        self.visited += self.bucket.len() as u64;
+        self.bucket.sort_unstable();
+        Ok(())
     }
 
     fn next_selected(&mut self) -> Result<Option<Selected>, Error> {
-        while let Some(Reverse(cursor)) = self.heap.pop() {
-            self.visited += 1;
-            let entries = self.packs[cursor.pack].entries;
-            let next = cursor.entry + 1;
-            if next < entries.len() && entries.oid_at(next) <= cursor.oid {
-                return Err(Error::UnsortedPack {
-                    name: self.packs[cursor.pack].idx_name.to_owned(),
-                    index: next,
-                });
+        loop {
+            while let Some(cursor) = self.bucket.get(self.position) {
+                self.position += 1;
+                // Later copies of the same id lost to this one (the sort ranks them).
+                let oid = cursor.oid();
+                if self.last == Some(oid) {
+                    continue;
+                }
+                self.last = Some(oid);
+                return Ok(Some(Selected {
+                    oid,
+                    pack: cursor.pack as usize,
+                    entry: cursor.entry as usize,
+                }));
             }
-            self.push(cursor.pack, next);
-            // Later copies of the same id lost to this one (the heap order ranks them).
-            if self.last == Some(cursor.oid) {
-                continue;
+            if self.next_byte > 255 {
+                return Ok(None);
             }
-            self.last = Some(cursor.oid);
-            return Ok(Some(Selected {
-                oid: cursor.oid,
-                pack: cursor.pack,
-                entry: cursor.entry,
-            }));
+            let byte = self.next_byte;
+            self.next_byte += 1;
+            self.fill(byte)?;
         }
-        Ok(None)
     }
 }
 
@@ -580,7 +661,26 @@ mod tests {
     }
 
     fn write(packs: &[PackInput<'_>], options: WriteOptions<'_>) -> (Written, Vec<u8>) {
-        write_midx(packs, options, Vec::new()).expect("write")
+        let preferred_pack = options.preferred_pack;
+        let write_reverse_index = options.write_reverse_index;
+        let cached = write_midx(packs, options, Vec::new()).expect("write");
+        NO_SELECTION_CACHE.with(|off| off.set(true));
+        let streamed = write_midx(
+            packs,
+            WriteOptions {
+                preferred_pack,
+                write_reverse_index,
+                progress: None,
+            },
+            Vec::new(),
+        );
+        NO_SELECTION_CACHE.with(|off| off.set(false));
+        let streamed = streamed.expect("write without the selection cache");
+        assert_eq!(
+            cached.1, streamed.1,
+            "same bytes with and without the selection cache"
+        );
+        cached
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod decode;
+pub mod midx;
 pub mod pack;
 pub mod packset;
 
@@ -101,6 +102,19 @@ type Registry = Mutex<Vec<(PathBuf, Options, Weak<Store>)>>;
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Every live store of `objects_dir` in this process, whatever its options (so a MIDX write can
+/// make all of them switch to the new file).
+pub fn stores_of(objects_dir: &Path) -> Vec<Arc<Store>> {
+    let absolute = std::path::absolute(objects_dir).unwrap_or_else(|_| objects_dir.to_owned());
+    let key = std::fs::canonicalize(&absolute).unwrap_or(absolute);
+    registry()
+        .lock()
+        .iter()
+        .filter(|(path, _, _)| *path == key)
+        .filter_map(|(_, _, store)| store.upgrade())
+        .collect()
 }
 
 impl Store {
