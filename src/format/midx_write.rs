@@ -395,10 +395,11 @@ impl Stats {
                 stats.large_offsets_needed = true;
             }
             if let Some(progress) = progress.as_deref_mut()
-                && merge.visited >= next_report {
-                    progress(merge.visited, total);
-                    next_report = merge.visited + 4096;
-                }
+                && merge.visited >= next_report
+            {
+                progress(merge.visited, total);
+                next_report = merge.visited + 4096;
+            }
         }
         if let Some(progress) = progress {
             progress(total, total);

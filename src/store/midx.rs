@@ -210,9 +210,10 @@ fn remove_stale_files(pack_dir: &Path, keep: Option<&ObjectId>) {
                 .strip_suffix(".bitmap")
                 .or_else(|| rest.strip_suffix(".rev"));
             if let Some(hash) = hash
-                && keep.as_deref() != Some(hash) {
-                    let _ = fs::remove_file(entry.path());
-                }
+                && keep.as_deref() != Some(hash)
+            {
+                let _ = fs::remove_file(entry.path());
+            }
         }
     }
     let chain_dir = pack_dir.join(MIDX_CHAIN_DIR);
