@@ -218,7 +218,17 @@ fn main() {
         header.num_objects,
         pack.len() as f64 / 1e6
     );
-    let runs = 3;
+    let runs = std::env::var("ODBPACK_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    // ODBPACK_BENCH_ONLY=odbpack runs only our indexer (for profiling).
+    let only_ours = std::env::var("ODBPACK_BENCH_ONLY").is_ok_and(|v| v == "odbpack");
+    if only_ours {
+        let time = best(runs, || odbpack_index(&pack, cores));
+        println!("odbpack threads={cores} {:.3} s", time.as_secs_f64());
+        return;
+    }
     let rows = [
         (
             format!("odbpack threads={cores}"),

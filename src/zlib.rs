@@ -1,4 +1,6 @@
-//! zlib inflate for pack entries, with a reusable per-thread decompressor.
+//! zlib for pack entries: inflate (whole-buffer and streaming, reusable decoders), deflate for
+//! the few objects odbpack writes itself (thin-pack bases), and the CRC32 of pack entries.
+//! The one place the crate touches a zlib implementation.
 //!
 //! Every pack entry is its own zlib stream, and a lookup inflates many small ones, so the
 //! decompressor state (tens of KiB) is kept per thread and reset between streams instead of
@@ -88,6 +90,112 @@ pub fn inflate_prefix(input: &[u8], out: &mut [u8]) -> Result<usize, Error> {
         Err(inflate::Error::BufferFull) => Ok(room),
         Err(error) => Err(corrupt(error)),
     })
+}
+
+/// The zlib CRC32 of `bytes` continuing from `crc` (0 to start), as `.idx` v2 records per entry.
+pub fn crc32(crc: u32, bytes: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new_with_initial(crc);
+    hasher.update(bytes);
+    hasher.finalize()
+}
+
+/// Compresses `bytes` as one zlib stream at git's default level (6).
+pub fn compress(bytes: &[u8]) -> Vec<u8> {
+    sirocco::compress(Format::Zlib, sirocco::deflate::Level::DEFAULT, bytes)
+}
+
+/// Inflates one zlib stream that arrives in pieces (pack data streaming in from a fetch),
+/// handing each piece of output to the caller as it is produced. Reusable across streams.
+pub struct StreamInflater {
+    decoder: Decoder,
+    /// Output window: the decoder needs the last 32 KiB of output as history; when the window
+    /// fills, that tail is moved to the front (`make_room`), so memory stays constant.
+    window: Vec<u8>,
+    total_in: u64,
+    total_out: u64,
+}
+
+impl std::fmt::Debug for StreamInflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamInflater")
+            .field("total_in", &self.total_in)
+            .field("total_out", &self.total_out)
+            .finish()
+    }
+}
+
+impl Default for StreamInflater {
+    fn default() -> Self {
+        StreamInflater {
+            decoder: Decoder::new(Format::Zlib),
+            window: vec![0; 128 << 10],
+            total_in: 0,
+            total_out: 0,
+        }
+    }
+}
+
+impl StreamInflater {
+    /// A fresh inflater.
+    pub fn new() -> StreamInflater {
+        StreamInflater::default()
+    }
+
+    /// Starts a new stream.
+    pub fn reset(&mut self) {
+        self.decoder.reset();
+        self.total_in = 0;
+        self.total_out = 0;
+    }
+
+    /// Input bytes the current stream has used.
+    pub fn total_in(&self) -> u64 {
+        self.total_in
+    }
+
+    /// Bytes the current stream has produced.
+    pub fn total_out(&self) -> u64 {
+        self.total_out
+    }
+
+    /// Feeds `input`; `output` receives every new piece of output. Returns the input bytes used
+    /// and whether the stream ended (adler32 checked). Not ended with input left over cannot
+    /// happen: all input is used unless the stream ends.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<(usize, bool), Error> {
+        let mut used = 0;
+        loop {
+            let (done, full) =
+                match self
+                    .decoder
+                    .decompress(&input[used..], &mut self.window, false)
+                {
+                    Ok(progress) => {
+                        used += progress.consumed;
+                        self.total_in += progress.consumed as u64;
+                        self.total_out += progress.output.len() as u64;
+                        output(progress.output);
+                        (progress.done, progress.full)
+                    }
+                    Err(inflate::Error::BufferFull) => (false, true),
+                    Err(error) => return Err(corrupt(error)),
+                };
+            if done {
+                return Ok((used, true));
+            }
+            if !full {
+                return Ok((used, false));
+            }
+            // Window full: keep the 32 KiB of history and go on; no room to make means the
+            // decoder cannot progress at all.
+            if self.decoder.make_room(&mut self.window) == 0 {
+                return Err(Error::Corrupt("inflate window full".into()));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -205,5 +313,50 @@ mod tests {
             inflate_prefix(b"\x00\x00\x00", &mut head),
             Err(Error::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn streaming_in_pieces_matches_whole() {
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let mut stream = deflate(&data);
+        let stream_len = stream.len();
+        stream.extend_from_slice(b"trailing");
+        for piece in [1usize, 7, 4096, stream.len()] {
+            let mut inflater = StreamInflater::new();
+            let mut out = Vec::new();
+            let mut fed = 0;
+            let mut done = false;
+            while !done {
+                let end = (fed + piece).min(stream.len());
+                let (used, finished) = inflater
+                    .feed(&stream[fed..end], &mut |bytes| out.extend_from_slice(bytes))
+                    .expect("valid stream");
+                fed += used;
+                done = finished;
+                assert!(
+                    done || used == end - (fed - used),
+                    "all input used unless the stream ended"
+                );
+            }
+            assert_eq!(fed, stream_len, "stops at the stream's end (piece {piece})");
+            assert_eq!(inflater.total_in(), stream_len as u64);
+            assert_eq!(out, data);
+        }
+        let mut inflater = StreamInflater::new();
+        let mut corrupt_stream = deflate(&data);
+        corrupt_stream[10] ^= 0xff;
+        let result = (|| {
+            let mut fed = 0;
+            loop {
+                let (used, done) = inflater.feed(&corrupt_stream[fed..], &mut |_| {})?;
+                fed += used;
+                if done || fed == corrupt_stream.len() {
+                    return Ok(done);
+                }
+            }
+        })();
+        assert!(matches!(result, Err(Error::Corrupt(_))), "{result:?}");
     }
 }

@@ -21,8 +21,6 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use flate2::{Decompress, FlushDecompress, Status};
-
 use crate::format::pack::{self, EntryKind, ObjectKind};
 use crate::format::{delta, idx, rev};
 use crate::hash::{CollisionDetected, Sha1};
@@ -300,8 +298,7 @@ pub struct Indexer {
     /// Bytes of header and entries consumed (the offset of the next entry).
     consumed: u64,
     pack_hash: Sha1,
-    inflate: Decompress,
-    scratch: Vec<u8>,
+    inflate: zlib::StreamInflater,
     current: Option<Current>,
     entries: Vec<RawEntry>,
     total: u32,
@@ -369,8 +366,7 @@ impl Indexer {
             pending: Vec::with_capacity(MAX_HEADER),
             consumed: 0,
             pack_hash: Sha1::new(),
-            inflate: Decompress::new(true),
-            scratch: vec![0; 64 << 10],
+            inflate: zlib::StreamInflater::new(),
             current: None,
             entries: Vec::new(),
             total: 0,
@@ -488,7 +484,7 @@ impl Indexer {
         let header_len = (entry.data_offset - offset) as usize;
         let header = &self.pending[..header_len];
         self.pack_hash.update(header);
-        let crc32 = zlib_rs::crc32::crc32(0, header);
+        let crc32 = zlib::crc32(0, header);
         if entry.size > self.options.max_object_size {
             return Err(Error::ObjectTooLarge {
                 offset,
@@ -506,7 +502,7 @@ impl Indexer {
         };
         self.consumed = entry.data_offset;
         self.pending.clear();
-        self.inflate.reset(true);
+        self.inflate.reset();
         self.current = Some(Current {
             entry: RawEntry {
                 offset,
@@ -533,55 +529,41 @@ impl Indexer {
             return Err(Error::Finished("an internal error"));
         };
         let offset = current.entry.offset;
-        loop {
-            let (in_before, out_before) = (self.inflate.total_in(), self.inflate.total_out());
-            let status = self
-                .inflate
-                .decompress(input, &mut self.scratch, FlushDecompress::None)
-                .map_err(|e| Error::Zlib {
-                    offset,
-                    source: zlib::Error::Corrupt(e.to_string()),
-                })?;
-            let used = (self.inflate.total_in() - in_before) as usize;
-            let produced = (self.inflate.total_out() - out_before) as usize;
-            let (eaten, rest) = input.split_at(used.min(input.len()));
-            self.pack_hash.update(eaten);
-            current.entry.crc32 = zlib_rs::crc32::crc32(current.entry.crc32, eaten);
-            input = rest;
-            if let Some(hasher) = current.hasher.as_mut() {
-                hasher.update(&self.scratch[..produced]);
-            }
-            current.produced += produced as u64;
-            if current.produced > current.entry.size {
-                return Err(Error::Zlib {
-                    offset,
-                    source: zlib::Error::TooLong {
-                        expected: current.entry.size as usize,
-                    },
-                });
-            }
-            if status == Status::StreamEnd {
-                if current.produced != current.entry.size {
-                    return Err(Error::Zlib {
-                        offset,
-                        source: zlib::Error::SizeMismatch {
-                            expected: current.entry.size as usize,
-                            actual: current.produced as usize,
-                        },
-                    });
+        let size = current.entry.size;
+        let hasher = &mut current.hasher;
+        let (used, done) = self
+            .inflate
+            .feed(input, &mut |bytes| {
+                if let Some(hasher) = hasher.as_mut() {
+                    hasher.update(bytes);
                 }
-                break;
-            }
-            if used == 0 && produced == 0 {
-                // Needs more input (or, with input left, the stream is stuck: corrupt).
-                if input.is_empty() {
-                    return Ok(input);
-                }
-                return Err(Error::Zlib {
-                    offset,
-                    source: zlib::Error::Corrupt("inflate made no progress".into()),
-                });
-            }
+            })
+            .map_err(|source| Error::Zlib { offset, source })?;
+        let (eaten, rest) = input.split_at(used.min(input.len()));
+        self.pack_hash.update(eaten);
+        current.entry.crc32 = zlib::crc32(current.entry.crc32, eaten);
+        input = rest;
+        current.produced = self.inflate.total_out();
+        if current.produced > size {
+            return Err(Error::Zlib {
+                offset,
+                source: zlib::Error::TooLong {
+                    expected: size as usize,
+                },
+            });
+        }
+        if !done {
+            // Every byte was used: wait for more input.
+            return Ok(input);
+        }
+        if current.produced != size {
+            return Err(Error::Zlib {
+                offset,
+                source: zlib::Error::SizeMismatch {
+                    expected: size as usize,
+                    actual: current.produced as usize,
+                },
+            });
         }
         let Some(mut current) = self.current.take() else {
             return Err(Error::Finished("an internal error"));

@@ -15,12 +15,9 @@
 //! --fix-thin` does), encoded as whole objects for appending, and their subtrees resolved.
 
 use std::collections::{HashSet, VecDeque};
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
-use flate2::Compression;
-use flate2::write::ZlibEncoder;
 use parking_lot::{Condvar, Mutex};
 
 use super::{BaseLookup, Error, Options, Progress, ProgressFn, RawEntry, Result};
@@ -529,13 +526,7 @@ pub(crate) fn resolve_all(
         let mut encoded = Vec::new();
         pack::encode_entry_header(kind as i32 as u8, data.len() as u64, &mut encoded);
         let header_len = encoded.len() as u64;
-        let mut encoder = ZlibEncoder::new(encoded, Compression::default());
-        encoder
-            .write_all(&data)
-            .map_err(|_| Error::OutOfMemory(data.len() as u64))?;
-        let encoded = encoder
-            .finish()
-            .map_err(|_| Error::OutOfMemory(data.len() as u64))?;
+        encoded.extend_from_slice(&zlib::compress(&data));
         let index = (n + injected.len()) as u32;
         injected_entries.push(RawEntry {
             offset: next_offset,
@@ -543,7 +534,7 @@ pub(crate) fn resolve_all(
             end: next_offset + encoded.len() as u64,
             size: data.len() as u64,
             kind: EntryKind::Base(kind),
-            crc32: zlib_rs::crc32::crc32(0, &encoded),
+            crc32: zlib::crc32(0, &encoded),
             id: base,
         });
         next_offset += encoded.len() as u64;
