@@ -481,10 +481,12 @@ unsafe extern "C" fn slot_foreach(
                 callback.ok_or_else(|| Error::InvalidArgument("NULL foreach callback".into()))?;
             // Like libgit2's pack backend: list what is on disk now.
             backend.store.refresh()?;
-            let mut each = |oid: &ObjectId| {
-                let raw = git_oid { id: oid.0 };
-                // SAFETY: the caller's callback with its payload; `raw` outlives the call.
-                match unsafe { callback(&raw, payload) } {
+            let mut each = |id: &[u8; 20]| {
+                // A `git_oid` is exactly 20 bytes with alignment 1: the mapped id itself is one.
+                let raw = std::ptr::from_ref(id).cast::<git_oid>();
+                // SAFETY: the caller's callback with its payload; `raw` points into the mapped
+                // index, alive for the whole iteration.
+                match unsafe { callback(raw, payload) } {
                     0 => ControlFlow::Continue(()),
                     stop => ControlFlow::Break(stop),
                 }

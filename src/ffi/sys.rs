@@ -248,3 +248,6 @@ pub type odbpack_odb_object_type_fn =
     unsafe extern "C" fn(object: *mut git_odb_object) -> git_object_t;
 /// Signature of `git_odb_object_free`.
 pub type odbpack_odb_object_free_fn = unsafe extern "C" fn(object: *mut git_odb_object);
+
+// The foreach slot hands libgit2 pointers into mapped index tables as `git_oid`s.
+const _: () = assert!(std::mem::size_of::<git_oid>() == 20 && std::mem::align_of::<git_oid>() == 1);

@@ -23,8 +23,9 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
+use crate::format::fanout::SortedIds;
 use crate::format::pack::ObjectKind;
-use crate::oid::{ObjectId, Prefix};
+use crate::oid::{HASH_LEN, ObjectId, Prefix};
 
 use cache::DeltaBaseCache;
 pub use decode::{ObjectSink, VecSink};
@@ -363,17 +364,28 @@ impl Store {
     }
 
     /// Calls `each` for every object of every pack (objects in a MIDX once, objects in several
-    /// uncovered packs once per pack). Stops when `each` breaks and returns its value.
+    /// uncovered packs once per pack) with the raw id as it lies in the mapped index: no copy.
+    /// Stops when `each` breaks and returns its value.
     pub fn for_each(
         &self,
-        each: &mut dyn FnMut(&ObjectId) -> ControlFlow<i32>,
+        each: &mut dyn FnMut(&[u8; HASH_LEN]) -> ControlFlow<i32>,
     ) -> Result<Option<i32>> {
         let set = self.snapshot.load_full();
-        for layer in &set.midx {
-            for index in 0..layer.file.num_objects() {
-                if let ControlFlow::Break(value) = each(&layer.file.oid_at(index)) {
-                    return Ok(Some(value));
+        let mut visit = |ids: SortedIds<'_>| {
+            for index in 0..ids.len() {
+                let id: &[u8; HASH_LEN] = ids
+                    .id_at(index)
+                    .try_into()
+                    .expect("id_at returns HASH_LEN bytes");
+                if let ControlFlow::Break(value) = each(id) {
+                    return Some(value);
                 }
+            }
+            None
+        };
+        for layer in &set.midx {
+            if let Some(value) = visit(layer.file.ids()) {
+                return Ok(Some(value));
             }
         }
         for pack in &set.uncovered {
@@ -382,10 +394,8 @@ impl Store {
                 Err(Error::NotFound) => continue,
                 Err(error) => return Err(error),
             };
-            for position in 0..index.num_objects() {
-                if let ControlFlow::Break(value) = each(&index.oid_at(position)) {
-                    return Ok(Some(value));
-                }
+            if let Some(value) = visit(index.ids()) {
+                return Ok(Some(value));
             }
         }
         Ok(None)
