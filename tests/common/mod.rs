@@ -300,7 +300,15 @@ pub fn last_error() -> String {
 
 impl Odb {
     pub fn open(objects_dir: &Path, backend: Backend) -> Odb {
-        Odb::open_with(objects_dir, backend, options_for_static_libgit2())
+        let mut options = options_for_static_libgit2();
+        // Benchmarks may size odbpack's delta-base cache (MiB).
+        if let Some(mib) = std::env::var("ODBPACK_BENCH_CACHE_MB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            options.delta_cache_bytes = mib << 20;
+        }
+        Odb::open_with(objects_dir, backend, options)
     }
 
     pub fn open_with(objects_dir: &Path, backend: Backend, options: odbpack_options) -> Odb {
