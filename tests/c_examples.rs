@@ -5,69 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
-
-/// `target/<profile>`, where cargo put `libodbpack.so` (the test binary lives in `deps/` below).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_owned()
-}
-
-fn pkg_config(args: &[&str]) -> Vec<String> {
-    let output = Command::new("pkg-config").args(args).arg("libgit2").output().expect(
-        "pkg-config runs (install pkg-config and libgit2-dev: the C examples need a system libgit2)",
-    );
-    assert!(
-        output.status.success(),
-        "libgit2-dev is not installed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .expect("utf-8")
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Compiles `examples/<name>.c` into a temp dir; returns the binary.
-pub fn compile_example(name: &str, out_dir: &Path) -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib_dir = target_dir();
-    assert!(
-        lib_dir.join("libodbpack.so").exists(),
-        "libodbpack.so built by cargo in {}",
-        lib_dir.display()
-    );
-    let binary = out_dir.join(name);
-    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args([
-            "-std=c99",
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-g",
-        ])
-        .arg(format!("-I{}", manifest.join("include").display()))
-        .args(pkg_config(&["--cflags"]))
-        .arg(manifest.join("examples").join(format!("{name}.c")))
-        .arg("-o")
-        .arg(&binary)
-        .arg(format!("-L{}", lib_dir.display()))
-        .arg("-lodbpack")
-        .args(pkg_config(&["--libs"]))
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .status()
-        .expect("C compiler runs");
-    assert!(status.success(), "examples/{name}.c compiles cleanly");
-    binary
-}
 
 fn run_with_stdin(command: &mut Command, input: &[u8]) -> (bool, Vec<u8>, String) {
     use std::io::Write;

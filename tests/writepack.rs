@@ -13,52 +13,14 @@ use std::ffi::{CStr, CString, c_int, c_void};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Once;
 
+mod common;
+
+use common::{compile_example, git, git_bytes, libgit2_init};
 use libgit2_sys as raw;
 use odbpack::ffi::{odbpack_backend_new_ext, odbpack_options};
 use odbpack::format::pack;
 use odbpack::hash::Sha1;
-
-fn git_command(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new("git");
-    command
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "A U Thor")
-        .env("GIT_AUTHOR_EMAIL", "author@example.com")
-        .env("GIT_COMMITTER_NAME", "C O Mitter")
-        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
-        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
-        .env("GIT_COMMITTER_DATE", "1700000000 +0000");
-    command
-}
-
-fn git_io(dir: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child = git_command(dir, args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("git runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().expect("git finishes");
-    writer.join().expect("writer").expect("stdin written");
-    assert!(
-        output.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    String::from_utf8(git_io(dir, args, b"")).expect("utf-8")
-}
 
 /// A work tree with `commits` commits editing `files` files, growing each a little.
 fn history(dir: &Path, commits: usize, files: usize) {
@@ -91,9 +53,9 @@ fn pack_objects(dir: &Path, extra: &[&str], revs: &str) -> Vec<u8> {
     args.extend_from_slice(extra);
     if revs == "--all\n" {
         args.push("--all");
-        return git_io(dir, &args, b"");
+        return git_bytes(dir, &args, b"");
     }
-    git_io(dir, &args, revs.as_bytes())
+    git_bytes(dir, &args, revs.as_bytes())
 }
 
 fn bare_repo(dir: &Path) -> PathBuf {
@@ -123,21 +85,13 @@ fn pack_dir_listing(repo: &Path) -> Vec<String> {
     names
 }
 
-fn init() {
-    static INIT: Once = Once::new();
-    // SAFETY: libgit2 global init, once per process.
-    INIT.call_once(|| unsafe {
-        raw::git_libgit2_init();
-    });
-}
-
 /// A `git_odb` with odbpack (priority 2) over `repo/objects` and optionally libgit2's loose
 /// backend, with the host functions passed explicitly (libgit2 is linked statically).
 struct Odb(*mut raw::git_odb);
 
 impl Odb {
     fn new(repo: &Path, loose: bool, tune: impl FnOnce(&mut odbpack_options)) -> Odb {
-        init();
+        libgit2_init();
         let objects = CString::new(repo.join("objects").to_str().expect("utf-8")).expect("path");
         let mut odb = std::ptr::null_mut();
         // SAFETY: plain libgit2 calls with valid out-pointers; the fn-pointer transmutes only
@@ -464,7 +418,7 @@ fn thin_pack_is_fixed_from_the_odb() {
     // The receiving side has everything up to `base_commit`.
     let target = bare_repo(dir.path());
     let base_pack = pack_objects(&work, &[], &format!("{base_commit}\n"));
-    git_io(&target, &["index-pack", "--stdin"], &base_pack);
+    git_bytes(&target, &["index-pack", "--stdin"], &base_pack);
     // New history, sent as a thin pack against it.
     for c in 0..3 {
         let path = work.join("file0.txt");
@@ -754,48 +708,10 @@ fn dropped_writepack_leaves_nothing() {
     assert!(pack_dir_listing(&repo).is_empty());
 }
 
-/// `target/<profile>`, from this test binary's path (`target/<profile>/deps/writepack-*`).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
-}
-
 #[test]
 fn c_example_index_pack() {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let lib_dir = target_dir();
-    assert!(
-        lib_dir.join("libodbpack.so").exists(),
-        "build the cdylib first (cargo build): {}",
-        lib_dir.display()
-    );
-    let flags = Command::new("pkg-config")
-        .args(["--cflags", "--libs", "libgit2"])
-        .output()
-        .expect("pkg-config runs (apt-get install -y libgit2-dev pkg-config)");
-    assert!(
-        flags.status.success(),
-        "libgit2-dev missing: apt-get install -y libgit2-dev pkg-config"
-    );
-    let flags = String::from_utf8(flags.stdout).expect("utf-8");
     let dir = tempfile::tempdir().expect("tempdir");
-    let binary = dir.path().join("index_pack");
-    let status = Command::new("cc")
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(manifest.join("include"))
-        .arg(manifest.join("examples/index_pack.c"))
-        .arg("-o")
-        .arg(&binary)
-        .args(flags.split_whitespace())
-        .arg(format!("-L{}", lib_dir.display()))
-        .arg("-lodbpack")
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .status()
-        .expect("cc runs");
-    assert!(status.success(), "index_pack.c compiles");
+    let binary = compile_example("index_pack", dir.path());
 
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).expect("mkdir");

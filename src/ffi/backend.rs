@@ -284,6 +284,23 @@ fn check_out<T>(pointer: *mut T, name: &str) -> Result<()> {
     }
 }
 
+/// The shape of every `int`-returning slot after the audited cast: the panic boundary, the
+/// NULL check and the one error mapping; `body` sees only the backend and its host functions.
+fn slot(
+    name: &'static str,
+    backend: Option<&Backend>,
+    body: impl FnOnce(&Backend, &HostApi) -> Result<c_int>,
+) -> c_int {
+    let host = host_of(backend);
+    guard(name, &host, code::GIT_ERROR, || {
+        let result = match backend {
+            Some(backend) => body(backend, &host),
+            None => Err(Error::InvalidArgument("NULL backend".into())),
+        };
+        result.unwrap_or_else(|error| report(&host, &error))
+    })
+}
+
 unsafe extern "C" fn slot_read(
     data_p: *mut *mut c_void,
     len_p: *mut usize,
@@ -293,27 +310,22 @@ unsafe extern "C" fn slot_read(
 ) -> c_int {
     // SAFETY: libgit2 passes the backend we created.
     let backend = unsafe { backend_ref(backend_p) };
-    let host = host_of(backend);
-    guard("read", &host, code::GIT_ERROR, || {
-        let run = || -> Result<c_int> {
-            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
-            check_out(data_p, "data")?;
-            check_out(len_p, "len")?;
-            check_out(type_p, "type")?;
-            // SAFETY: libgit2 passes a valid id.
-            let oid = unsafe { oid_arg(oid) }?;
-            let mut sink = HostSink {
-                host: &host,
-                backend: backend_p,
-                data: ptr::null_mut(),
-                len: 0,
-            };
-            let kind = backend.store.read(&oid, &backend.hint, &mut sink)?;
-            // SAFETY: the out-pointers were checked non-NULL above.
-            unsafe { sink.hand_over(data_p, len_p, type_p, kind) };
-            Ok(code::GIT_OK)
+    slot("read", backend, |backend, host| {
+        check_out(data_p, "data")?;
+        check_out(len_p, "len")?;
+        check_out(type_p, "type")?;
+        // SAFETY: libgit2 passes a valid id.
+        let oid = unsafe { oid_arg(oid) }?;
+        let mut sink = HostSink {
+            host,
+            backend: backend_p,
+            data: ptr::null_mut(),
+            len: 0,
         };
-        run().unwrap_or_else(|error| report(&host, &error))
+        let kind = backend.store.read(&oid, &backend.hint, &mut sink)?;
+        // SAFETY: the out-pointers were checked non-NULL above.
+        unsafe { sink.hand_over(data_p, len_p, type_p, kind) };
+        Ok(code::GIT_OK)
     })
 }
 
@@ -328,33 +340,28 @@ unsafe extern "C" fn slot_read_prefix(
 ) -> c_int {
     // SAFETY: libgit2 passes the backend we created.
     let backend = unsafe { backend_ref(backend_p) };
-    let host = host_of(backend);
-    guard("read_prefix", &host, code::GIT_ERROR, || {
-        let run = || -> Result<c_int> {
-            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
-            check_out(full_p, "full id")?;
-            check_out(data_p, "data")?;
-            check_out(len_p, "len")?;
-            check_out(type_p, "type")?;
-            // SAFETY: libgit2 passes a valid id.
-            let prefix = prefix_arg(unsafe { oid_arg(short_oid) }?, hex_len)?;
-            let mut sink = HostSink {
-                host: &host,
-                backend: backend_p,
-                data: ptr::null_mut(),
-                len: 0,
-            };
-            let (oid, kind) = backend
-                .store
-                .read_prefix(&prefix, &backend.hint, &mut sink)?;
-            // SAFETY: the out-pointers were checked non-NULL above.
-            unsafe {
-                sink.hand_over(data_p, len_p, type_p, kind);
-                (*full_p).id = oid.0;
-            }
-            Ok(code::GIT_OK)
+    slot("read_prefix", backend, |backend, host| {
+        check_out(full_p, "full id")?;
+        check_out(data_p, "data")?;
+        check_out(len_p, "len")?;
+        check_out(type_p, "type")?;
+        // SAFETY: libgit2 passes a valid id.
+        let prefix = prefix_arg(unsafe { oid_arg(short_oid) }?, hex_len)?;
+        let mut sink = HostSink {
+            host,
+            backend: backend_p,
+            data: ptr::null_mut(),
+            len: 0,
         };
-        run().unwrap_or_else(|error| report(&host, &error))
+        let (oid, kind) = backend
+            .store
+            .read_prefix(&prefix, &backend.hint, &mut sink)?;
+        // SAFETY: the out-pointers were checked non-NULL above.
+        unsafe {
+            sink.hand_over(data_p, len_p, type_p, kind);
+            (*full_p).id = oid.0;
+        }
+        Ok(code::GIT_OK)
     })
 }
 
@@ -366,24 +373,19 @@ unsafe extern "C" fn slot_read_header(
 ) -> c_int {
     // SAFETY: libgit2 passes the backend we created.
     let backend = unsafe { backend_ref(backend_p) };
-    let host = host_of(backend);
-    guard("read_header", &host, code::GIT_ERROR, || {
-        let run = || -> Result<c_int> {
-            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
-            check_out(len_p, "len")?;
-            check_out(type_p, "type")?;
-            // SAFETY: libgit2 passes a valid id.
-            let oid = unsafe { oid_arg(oid) }?;
-            let (kind, size) = backend.store.read_header(&oid, &backend.hint)?;
-            let size = usize::try_from(size).map_err(|_| Error::OutOfMemory(usize::MAX))?;
-            // SAFETY: checked non-NULL above.
-            unsafe {
-                *len_p = size;
-                *type_p = kind as git_object_t;
-            }
-            Ok(code::GIT_OK)
-        };
-        run().unwrap_or_else(|error| report(&host, &error))
+    slot("read_header", backend, |backend, _| {
+        check_out(len_p, "len")?;
+        check_out(type_p, "type")?;
+        // SAFETY: libgit2 passes a valid id.
+        let oid = unsafe { oid_arg(oid) }?;
+        let (kind, size) = backend.store.read_header(&oid, &backend.hint)?;
+        let size = usize::try_from(size).map_err(|_| Error::OutOfMemory(usize::MAX))?;
+        // SAFETY: checked non-NULL above.
+        unsafe {
+            *len_p = size;
+            *type_p = kind as git_object_t;
+        }
+        Ok(code::GIT_OK)
     })
 }
 
@@ -413,41 +415,31 @@ unsafe extern "C" fn slot_exists_prefix(
 ) -> c_int {
     // SAFETY: libgit2 passes the backend we created.
     let backend = unsafe { backend_ref(backend_p) };
-    let host = host_of(backend);
-    guard("exists_prefix", &host, code::GIT_ERROR, || {
-        let run = || -> Result<c_int> {
-            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
-            check_out(full_p, "full id")?;
-            // SAFETY: libgit2 passes a valid id.
-            let prefix = prefix_arg(unsafe { oid_arg(short_oid) }?, hex_len)?;
-            let oid = if prefix.is_full() {
-                let oid = *prefix.id();
-                if !backend.store.exists(&oid, &backend.hint)? {
-                    return Err(Error::NotFound);
-                }
-                oid
-            } else {
-                backend.store.resolve_prefix(&prefix)?
-            };
-            // SAFETY: checked non-NULL above.
-            unsafe { (*full_p).id = oid.0 };
-            Ok(code::GIT_OK)
+    slot("exists_prefix", backend, |backend, _| {
+        check_out(full_p, "full id")?;
+        // SAFETY: libgit2 passes a valid id.
+        let prefix = prefix_arg(unsafe { oid_arg(short_oid) }?, hex_len)?;
+        let oid = if prefix.is_full() {
+            let oid = *prefix.id();
+            if !backend.store.exists(&oid, &backend.hint)? {
+                return Err(Error::NotFound);
+            }
+            oid
+        } else {
+            backend.store.resolve_prefix(&prefix)?
         };
-        run().unwrap_or_else(|error| report(&host, &error))
+        // SAFETY: checked non-NULL above.
+        unsafe { (*full_p).id = oid.0 };
+        Ok(code::GIT_OK)
     })
 }
 
 unsafe extern "C" fn slot_refresh(backend_p: *mut git_odb_backend) -> c_int {
     // SAFETY: libgit2 passes the backend we created.
     let backend = unsafe { backend_ref(backend_p) };
-    let host = host_of(backend);
-    guard("refresh", &host, code::GIT_ERROR, || {
-        let run = || -> Result<c_int> {
-            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
-            backend.store.refresh()?;
-            Ok(code::GIT_OK)
-        };
-        run().unwrap_or_else(|error| report(&host, &error))
+    slot("refresh", backend, |backend, _| {
+        backend.store.refresh()?;
+        Ok(code::GIT_OK)
     })
 }
 
@@ -456,14 +448,9 @@ unsafe extern "C" fn slot_refresh(backend_p: *mut git_odb_backend) -> c_int {
 unsafe extern "C" fn slot_writemidx(backend_p: *mut git_odb_backend) -> c_int {
     // SAFETY: libgit2 passes the backend we created.
     let backend = unsafe { backend_ref(backend_p) };
-    let host = host_of(backend);
-    guard("writemidx", &host, code::GIT_ERROR, || {
-        let run = || -> Result<c_int> {
-            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
-            crate::store::midx::write(&backend.store, Default::default())?;
-            Ok(code::GIT_OK)
-        };
-        run().unwrap_or_else(|error| report(&host, &error))
+    slot("writemidx", backend, |backend, _| {
+        crate::store::midx::write(&backend.store, Default::default())?;
+        Ok(code::GIT_OK)
     })
 }
 
@@ -474,43 +461,33 @@ unsafe extern "C" fn slot_foreach(
 ) -> c_int {
     // SAFETY: libgit2 passes the backend we created.
     let backend = unsafe { backend_ref(backend_p) };
-    let host = host_of(backend);
-    guard("foreach", &host, code::GIT_ERROR, || {
-        let run = || -> Result<c_int> {
-            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
-            let callback =
-                callback.ok_or_else(|| Error::InvalidArgument("NULL foreach callback".into()))?;
-            // Like libgit2's pack backend: list what is on disk now.
-            backend.store.refresh()?;
-            let mut each = |id: &[u8; 20]| {
-                // A `git_oid` is exactly 20 bytes with alignment 1: the mapped id itself is one.
-                let raw = std::ptr::from_ref(id).cast::<git_oid>();
-                // SAFETY: the caller's callback with its payload; `raw` points into the mapped
-                // index, alive for the whole iteration.
-                match unsafe { callback(raw, payload) } {
-                    0 => ControlFlow::Continue(()),
-                    stop => ControlFlow::Break(stop),
-                }
-            };
-            Ok(backend.store.for_each(&mut each)?.unwrap_or(code::GIT_OK))
+    slot("foreach", backend, |backend, _| {
+        let callback =
+            callback.ok_or_else(|| Error::InvalidArgument("NULL foreach callback".into()))?;
+        // Like libgit2's pack backend: list what is on disk now.
+        backend.store.refresh()?;
+        let mut each = |id: &[u8; 20]| {
+            // A `git_oid` is exactly 20 bytes with alignment 1: the mapped id itself is one.
+            let raw = std::ptr::from_ref(id).cast::<git_oid>();
+            // SAFETY: the caller's callback with its payload; `raw` points into the mapped
+            // index, alive for the whole iteration.
+            match unsafe { callback(raw, payload) } {
+                0 => ControlFlow::Continue(()),
+                stop => ControlFlow::Break(stop),
+            }
         };
-        run().unwrap_or_else(|error| report(&host, &error))
+        Ok(backend.store.for_each(&mut each)?.unwrap_or(code::GIT_OK))
     })
 }
 
 unsafe extern "C" fn slot_freshen(backend_p: *mut git_odb_backend, oid: *const git_oid) -> c_int {
     // SAFETY: libgit2 passes the backend we created.
     let backend = unsafe { backend_ref(backend_p) };
-    let host = host_of(backend);
-    guard("freshen", &host, code::GIT_ERROR, || {
-        let run = || -> Result<c_int> {
-            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
-            // SAFETY: libgit2 passes a valid id.
-            let oid = unsafe { oid_arg(oid) }?;
-            backend.store.freshen(&oid, &backend.hint)?;
-            Ok(code::GIT_OK)
-        };
-        run().unwrap_or_else(|error| report(&host, &error))
+    slot("freshen", backend, |backend, _| {
+        // SAFETY: libgit2 passes a valid id.
+        let oid = unsafe { oid_arg(oid) }?;
+        backend.store.freshen(&oid, &backend.hint)?;
+        Ok(code::GIT_OK)
     })
 }
 

@@ -116,6 +116,30 @@ pub struct MidxLayer {
     pub packs: Vec<Arc<Pack>>,
 }
 
+impl MidxLayer {
+    /// Where the object at MIDX position `index` lives. `pack_and_offset` checks the pack id
+    /// against the layer's pack count and the layer holds exactly that many packs, so a failure
+    /// here is a corrupt chunk, reported with the file.
+    pub fn location(&self, index: usize) -> Result<Location> {
+        let corrupt = |source| Error::Midx {
+            path: self.path.clone(),
+            source,
+        };
+        let (pack_id, offset) = self.file.pack_and_offset(index).map_err(corrupt)?;
+        let pack = self
+            .packs
+            .get(pack_id as usize)
+            .ok_or_else(|| Error::Inconsistent {
+                path: self.path.clone(),
+                what: format!("pack id {pack_id} out of range"),
+            })?;
+        Ok(Location {
+            pack: pack.clone(),
+            offset,
+        })
+    }
+}
+
 /// Where an object lives.
 #[derive(Clone, Debug)]
 pub struct Location {
@@ -145,31 +169,7 @@ impl PackSet {
     pub fn locate(&self, oid: &ObjectId, hint: usize) -> Result<Option<(Location, Option<usize>)>> {
         for layer in &self.midx {
             if let Some(index) = layer.file.find(oid) {
-                let (pack_id, offset) =
-                    layer
-                        .file
-                        .pack_and_offset(index)
-                        .map_err(|source| Error::Midx {
-                            path: layer.path.clone(),
-                            source,
-                        })?;
-                // `pack_and_offset` checked the id against the layer's pack count, and the layer
-                // holds exactly that many packs.
-                let pack =
-                    layer
-                        .packs
-                        .get(pack_id as usize)
-                        .ok_or_else(|| Error::Inconsistent {
-                            path: layer.path.clone(),
-                            what: format!("pack id {pack_id} out of range"),
-                        })?;
-                return Ok(Some((
-                    Location {
-                        pack: pack.clone(),
-                        offset,
-                    },
-                    None,
-                )));
+                return Ok(Some((layer.location(index)?, None)));
             }
         }
         let count = self.uncovered.len();
@@ -235,24 +235,7 @@ impl PackSet {
                 PrefixMatch::None => {}
                 PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
                 PrefixMatch::One(index) => {
-                    let (pack_id, offset) =
-                        layer
-                            .file
-                            .pack_and_offset(index)
-                            .map_err(|source| Error::Midx {
-                                path: layer.path.clone(),
-                                source,
-                            })?;
-                    let Some(pack) = layer.packs.get(pack_id as usize) else {
-                        continue;
-                    };
-                    accept(
-                        layer.file.oid_at(index),
-                        Location {
-                            pack: pack.clone(),
-                            offset,
-                        },
-                    )?;
+                    accept(layer.file.oid_at(index), layer.location(index)?)?;
                 }
             }
         }

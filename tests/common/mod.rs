@@ -50,27 +50,93 @@ pub fn git_command(dir: &Path, args: &[&str]) -> Command {
     command
 }
 
-/// Runs git with `input` on stdin.
-pub fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> String {
+/// Runs git with `input` on stdin; returns stdout bytes (binary-safe: packs).
+pub fn git_bytes(dir: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
     let mut child = git_command(dir, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("git runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("write stdin");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    // A failing git may close stdin early: report its stderr, not the broken pipe.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
     let output = child.wait_with_output().expect("git finishes");
+    writer.join().expect("stdin writer");
     assert!(
         output.status.success(),
         "git {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).expect("utf-8 output")
+    output.stdout
+}
+
+/// Runs git with `input` on stdin; returns stdout as text.
+pub fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    String::from_utf8(git_bytes(dir, args, input)).expect("utf-8 output")
+}
+
+/// `target/<profile>`, where cargo put `libodbpack.so` (test binaries live in `deps/` below).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_owned()
+}
+
+fn pkg_config(args: &[&str]) -> Vec<String> {
+    let output = Command::new("pkg-config").args(args).arg("libgit2").output().expect(
+        "pkg-config runs (install pkg-config and libgit2-dev: the C examples need a system libgit2)",
+    );
+    assert!(
+        output.status.success(),
+        "libgit2-dev is not installed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Compiles `examples/<name>.c` against `include/odbpack.h`, the cdylib and the system libgit2
+/// with `-std=c99 -Wall -Wextra -Wpedantic -Werror`; returns the binary (in `out_dir`).
+pub fn compile_example(name: &str, out_dir: &Path) -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib_dir = target_dir();
+    assert!(
+        lib_dir.join("libodbpack.so").exists(),
+        "libodbpack.so built by cargo in {}",
+        lib_dir.display()
+    );
+    let binary = out_dir.join(name);
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-g",
+        ])
+        .arg(format!("-I{}", manifest.join("include").display()))
+        .args(pkg_config(&["--cflags"]))
+        .arg(manifest.join("examples").join(format!("{name}.c")))
+        .arg("-o")
+        .arg(&binary)
+        .arg(format!("-L{}", lib_dir.display()))
+        .arg("-lodbpack")
+        .args(pkg_config(&["--libs"]))
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .status()
+        .expect("C compiler runs");
+    assert!(status.success(), "examples/{name}.c compiles cleanly");
+    binary
 }
 
 /// A bare-ish test repository in a temp dir (work tree + `.git`).
