@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The C examples link target/debug/libodbpack.so, which `cargo test` alone does not produce.
+cargo build --locked
 cargo test --locked "$@"
 if ! git diff --exit-code --stat -- include/odbpack.h; then
   echo "include/odbpack.h is out of date: the build regenerated it; commit the new header." >&2
