@@ -11,6 +11,15 @@ pub const HEX_LEN: usize = 40;
 pub const MIN_PREFIX_HEX_LEN: usize = 4;
 
 /// A SHA-1 object id.
+///
+/// ```
+/// use odbpack::ObjectId;
+///
+/// let id = ObjectId::from_hex("5001298e0c09ad9c34e4249bc5801c75e9754fa5").expect("40 hex digits");
+/// assert_eq!(id.as_bytes()[0], 0x50);
+/// assert_eq!(id.to_string(), "5001298e0c09ad9c34e4249bc5801c75e9754fa5");
+/// assert!(ObjectId::from_hex("5001298e").is_none(), "a prefix is not an id");
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ObjectId(pub [u8; HASH_LEN]);
 
@@ -62,6 +71,16 @@ impl fmt::Debug for ObjectId {
 ///
 /// libgit2 zeroes the bits past the prefix before calling a backend, but [`Prefix::new`]
 /// masks again so a careless caller cannot make a prefix match too little.
+///
+/// ```
+/// use odbpack::{ObjectId, Prefix};
+///
+/// let id = ObjectId::from_hex("5001298e0c09ad9c34e4249bc5801c75e9754fa5").expect("hex");
+/// let prefix = Prefix::from_hex("50012").expect("4 to 40 hex digits");
+/// assert!(prefix.matches(id.as_bytes()));
+/// assert_eq!(prefix, Prefix::new(id, 5).expect("valid length"));
+/// assert!(Prefix::from_hex("500").is_none(), "libgit2's minimum is 4 digits");
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Prefix {
     id: ObjectId,
