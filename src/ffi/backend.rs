@@ -13,12 +13,12 @@ use crate::format::pack::ObjectKind;
 use crate::oid::{HEX_LEN, MIN_PREFIX_HEX_LEN, ObjectId, Prefix};
 use crate::store::{ObjectSink, Options, Store};
 
-use super::boundary::guard;
-use super::error::{last_message, report, set_message};
+use super::boundary::{call, check_version, guard};
+use super::error::last_message;
 use super::host::{HostApi, OdbReader};
 use super::sys::{
-    GIT_ODB_BACKEND_VERSION, class, code, git_object_t, git_odb, git_odb_backend,
-    git_odb_foreach_cb, git_odb_object, git_oid,
+    GIT_ODB_BACKEND_VERSION, code, git_object_t, git_odb, git_odb_backend, git_odb_foreach_cb,
+    git_odb_object, git_oid,
 };
 
 /// Version of [`odbpack_options`] this library understands.
@@ -292,12 +292,9 @@ fn slot(
     body: impl FnOnce(&Backend, &HostApi) -> Result<c_int>,
 ) -> c_int {
     let host = host_of(backend);
-    guard(name, &host, code::GIT_ERROR, || {
-        let result = match backend {
-            Some(backend) => body(backend, &host),
-            None => Err(Error::InvalidArgument("NULL backend".into())),
-        };
-        result.unwrap_or_else(|error| report(&host, &error))
+    call(name, &host, || match backend {
+        Some(backend) => body(backend, &host),
+        None => Err(Error::InvalidArgument("NULL backend".into())),
     })
 }
 
@@ -509,12 +506,7 @@ fn new_backend(
     if objects_dir.is_null() {
         return Err(Error::InvalidArgument("NULL objects directory".into()));
     }
-    if options.version != ODBPACK_OPTIONS_VERSION {
-        return Err(Error::InvalidArgument(format!(
-            "odbpack_options version {} is not supported (this library has {ODBPACK_OPTIONS_VERSION})",
-            options.version
-        )));
-    }
+    check_version("odbpack_options", options.version, ODBPACK_OPTIONS_VERSION)?;
     // SAFETY: checked non-NULL; the caller passes a NUL-terminated path.
     let path = Path::new(std::ffi::OsStr::from_bytes(
         unsafe { CStr::from_ptr(objects_dir) }.to_bytes(),
@@ -584,18 +576,12 @@ pub unsafe extern "C" fn odbpack_backend_new_ext(
     // SAFETY: `options` is NULL or points to an initialised struct (caller contract).
     let options = unsafe { options.as_ref() }.copied().unwrap_or_default();
     let host = options.host();
-    guard("odbpack_backend_new", &host, code::GIT_ERROR, || {
-        if out.is_null() {
-            return report(&host, &Error::InvalidArgument("NULL out pointer".into()));
-        }
-        match new_backend(objects_dir, &options) {
-            Ok(backend) => {
-                // SAFETY: checked non-NULL.
-                unsafe { *out = backend };
-                code::GIT_OK
-            }
-            Err(error) => report(&host, &error),
-        }
+    call("odbpack_backend_new", &host, || {
+        check_out(out, "out pointer")?;
+        let backend = new_backend(objects_dir, &options)?;
+        // SAFETY: checked non-NULL.
+        unsafe { *out = backend };
+        Ok(code::GIT_OK)
     })
 }
 
@@ -610,18 +596,12 @@ pub unsafe extern "C" fn odbpack_options_init(
     version: c_uint,
 ) -> c_int {
     let host = HostApi::discovered();
-    guard("odbpack_options_init", &host, code::GIT_ERROR, || {
-        if options.is_null() || version != ODBPACK_OPTIONS_VERSION {
-            set_message(
-                &host,
-                class::GIT_ERROR_INVALID,
-                "odbpack: NULL options or unsupported version",
-            );
-            return code::GIT_ERROR;
-        }
+    call("odbpack_options_init", &host, || {
+        check_out(options, "options")?;
+        check_version("odbpack_options", version, ODBPACK_OPTIONS_VERSION)?;
         // SAFETY: checked non-NULL; the caller owns the struct.
         unsafe { options.write(odbpack_options::default()) };
-        code::GIT_OK
+        Ok(code::GIT_OK)
     })
 }
 

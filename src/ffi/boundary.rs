@@ -8,9 +8,13 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::error::set_message;
+use std::ffi::{c_int, c_uint};
+
+use crate::error::{Error, Result};
+
+use super::error::{report, set_message};
 use super::host::HostApi;
-use super::sys::class;
+use super::sys::{class, code};
 
 /// Runs `body`; on panic records "internal error in `slot`" and returns `on_panic`.
 pub fn guard<R>(slot: &'static str, host: &HostApi, on_panic: R, body: impl FnOnce() -> R) -> R {
@@ -24,6 +28,25 @@ pub fn guard<R>(slot: &'static str, host: &HostApi, on_panic: R, body: impl FnOn
             set_message(host, class::GIT_ERROR_ODB, &message);
             on_panic
         }
+    }
+}
+
+/// The shape of every `int`-returning entry point: [`guard`] plus the one error mapping
+/// (`Ok(code)` is returned as is; an error is reported and becomes its libgit2 code).
+pub fn call(slot: &'static str, host: &HostApi, body: impl FnOnce() -> Result<c_int>) -> c_int {
+    guard(slot, host, code::GIT_ERROR, || {
+        body().unwrap_or_else(|error| report(host, &error))
+    })
+}
+
+/// Rejects an options struct of a version this library does not know.
+pub fn check_version(what: &str, version: c_uint, supported: c_uint) -> Result<()> {
+    if version == supported {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{what} version {version} is not supported (this library has {supported})"
+        )))
     }
 }
 

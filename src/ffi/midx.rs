@@ -14,10 +14,9 @@ use crate::error::{Error, Result};
 use crate::format::midx_write::WriteOptions;
 use crate::store::midx;
 
-use super::boundary::guard;
-use super::error::{report, set_message};
+use super::boundary::{call, check_version};
 use super::host::HostApi;
-use super::sys::{class, code};
+use super::sys::code;
 
 /// Version of [`odbpack_midx_write_options`] this library understands.
 pub const ODBPACK_MIDX_WRITE_OPTIONS_VERSION: c_uint = 1;
@@ -78,13 +77,11 @@ unsafe fn options_arg(
 ) -> Result<odbpack_midx_write_options> {
     // SAFETY: caller contract.
     let options = unsafe { options.as_ref() }.copied().unwrap_or_default();
-    if options.version != ODBPACK_MIDX_WRITE_OPTIONS_VERSION {
-        return Err(Error::InvalidArgument(format!(
-            "odbpack_midx_write_options version {} is not supported (this library has \
-             {ODBPACK_MIDX_WRITE_OPTIONS_VERSION})",
-            options.version
-        )));
-    }
+    check_version(
+        "odbpack_midx_write_options",
+        options.version,
+        ODBPACK_MIDX_WRITE_OPTIONS_VERSION,
+    )?;
     Ok(options)
 }
 
@@ -99,24 +96,19 @@ pub unsafe extern "C" fn odbpack_midx_write_options_init(
     version: c_uint,
 ) -> c_int {
     let host = HostApi::discovered();
-    guard(
-        "odbpack_midx_write_options_init",
-        &host,
-        code::GIT_ERROR,
-        || {
-            if options.is_null() || version != ODBPACK_MIDX_WRITE_OPTIONS_VERSION {
-                set_message(
-                    &host,
-                    class::GIT_ERROR_INVALID,
-                    "odbpack: NULL options or unsupported version",
-                );
-                return code::GIT_ERROR;
-            }
-            // SAFETY: checked non-NULL; the caller owns the struct.
-            unsafe { options.write(odbpack_midx_write_options::default()) };
-            code::GIT_OK
-        },
-    )
+    call("odbpack_midx_write_options_init", &host, || {
+        if options.is_null() {
+            return Err(Error::InvalidArgument("NULL options".into()));
+        }
+        check_version(
+            "odbpack_midx_write_options",
+            version,
+            ODBPACK_MIDX_WRITE_OPTIONS_VERSION,
+        )?;
+        // SAFETY: checked non-NULL; the caller owns the struct.
+        unsafe { options.write(odbpack_midx_write_options::default()) };
+        Ok(code::GIT_OK)
+    })
 }
 
 /// Writes `<objects_dir>/pack/multi-pack-index` covering every pack in the directory
@@ -141,13 +133,13 @@ pub unsafe extern "C" fn odbpack_midx_write(
     options: *const odbpack_midx_write_options,
 ) -> c_int {
     let host = HostApi::discovered();
-    guard("odbpack_midx_write", &host, code::GIT_ERROR, || {
-        let run = || -> Result<c_int> {
-            // SAFETY: caller contract: NULL or a NUL-terminated path.
-            let dir = unsafe { path_arg(objects_dir, "objects directory") }?;
-            // SAFETY: caller contract: NULL or an initialised struct.
-            let options = unsafe { options_arg(options) }?;
-            let preferred = if options.preferred_pack.is_null() {
+    call("odbpack_midx_write", &host, || {
+        // SAFETY: caller contract: NULL or a NUL-terminated path.
+        let dir = unsafe { path_arg(objects_dir, "objects directory") }?;
+        // SAFETY: caller contract: NULL or an initialised struct.
+        let options = unsafe { options_arg(options) }?;
+        let preferred =
+            if options.preferred_pack.is_null() {
                 None
             } else {
                 // SAFETY: checked non-NULL; the caller passes a NUL-terminated string.
@@ -156,23 +148,21 @@ pub unsafe extern "C" fn odbpack_midx_write(
                     Error::InvalidArgument("preferred pack name is not UTF-8".into())
                 })?)
             };
-            let mut progress = options.progress.map(|callback| {
-                move |done: u64, total: u64| {
-                    // SAFETY: the caller's callback with its payload.
-                    unsafe { callback(done, total, options.payload) }
-                }
-            });
-            let write_options = WriteOptions {
-                preferred_pack: preferred,
-                write_reverse_index: options.write_reverse_index != 0,
-                progress: progress
-                    .as_mut()
-                    .map(|progress| progress as &mut dyn FnMut(u64, u64)),
-            };
-            midx::write_dir(dir, write_options)?;
-            Ok(code::GIT_OK)
+        let mut progress = options.progress.map(|callback| {
+            move |done: u64, total: u64| {
+                // SAFETY: the caller's callback with its payload.
+                unsafe { callback(done, total, options.payload) }
+            }
+        });
+        let write_options = WriteOptions {
+            preferred_pack: preferred,
+            write_reverse_index: options.write_reverse_index != 0,
+            progress: progress
+                .as_mut()
+                .map(|progress| progress as &mut dyn FnMut(u64, u64)),
         };
-        run().unwrap_or_else(|error| report(&host, &error))
+        midx::write_dir(dir, write_options)?;
+        Ok(code::GIT_OK)
     })
 }
 
@@ -198,21 +188,18 @@ pub unsafe extern "C" fn odbpack_midx_verify(
     payload: *mut c_void,
 ) -> c_int {
     let host = HostApi::discovered();
-    guard("odbpack_midx_verify", &host, code::GIT_ERROR, || {
-        let run = || -> Result<c_int> {
-            // SAFETY: caller contract: NULL or a NUL-terminated path.
-            let dir = unsafe { path_arg(objects_dir, "objects directory") }?;
-            let problems = midx::verify_dir(dir)?;
-            if let Some(callback) = on_problem {
-                for problem in &problems {
-                    let message = CString::new(problem.replace('\0', " ")).unwrap_or_default();
-                    // SAFETY: the caller's callback; `message` outlives the call.
-                    unsafe { callback(message.as_ptr(), payload) };
-                }
+    call("odbpack_midx_verify", &host, || {
+        // SAFETY: caller contract: NULL or a NUL-terminated path.
+        let dir = unsafe { path_arg(objects_dir, "objects directory") }?;
+        let problems = midx::verify_dir(dir)?;
+        if let Some(callback) = on_problem {
+            for problem in &problems {
+                let message = CString::new(problem.replace('\0', " ")).unwrap_or_default();
+                // SAFETY: the caller's callback; `message` outlives the call.
+                unsafe { callback(message.as_ptr(), payload) };
             }
-            Ok(c_int::try_from(problems.len()).unwrap_or(c_int::MAX))
-        };
-        run().unwrap_or_else(|error| report(&host, &error))
+        }
+        Ok(c_int::try_from(problems.len()).unwrap_or(c_int::MAX))
     })
 }
 
@@ -235,30 +222,27 @@ pub unsafe extern "C" fn odbpack_midx_expire(
     expired: *mut usize,
 ) -> c_int {
     let host = HostApi::discovered();
-    guard("odbpack_midx_expire", &host, code::GIT_ERROR, || {
-        let run = || -> Result<c_int> {
-            // SAFETY: caller contract: NULL or a NUL-terminated path.
-            let dir = unsafe { path_arg(objects_dir, "objects directory") }?;
-            // SAFETY: caller contract: NULL or an initialised struct.
-            let options = unsafe { options_arg(options) }?;
-            let mut progress = options.progress.map(|callback| {
-                move |done: u64, total: u64| {
-                    // SAFETY: the caller's callback with its payload.
-                    unsafe { callback(done, total, options.payload) }
-                }
-            });
-            let result = midx::expire_dir(
-                dir,
-                progress
-                    .as_mut()
-                    .map(|progress| progress as &mut dyn FnMut(u64, u64)),
-            )?;
-            if !expired.is_null() {
-                // SAFETY: checked non-NULL; the caller passes a writable size_t.
-                unsafe { *expired = result.dropped.len() };
+    call("odbpack_midx_expire", &host, || {
+        // SAFETY: caller contract: NULL or a NUL-terminated path.
+        let dir = unsafe { path_arg(objects_dir, "objects directory") }?;
+        // SAFETY: caller contract: NULL or an initialised struct.
+        let options = unsafe { options_arg(options) }?;
+        let mut progress = options.progress.map(|callback| {
+            move |done: u64, total: u64| {
+                // SAFETY: the caller's callback with its payload.
+                unsafe { callback(done, total, options.payload) }
             }
-            Ok(code::GIT_OK)
-        };
-        run().unwrap_or_else(|error| report(&host, &error))
+        });
+        let result = midx::expire_dir(
+            dir,
+            progress
+                .as_mut()
+                .map(|progress| progress as &mut dyn FnMut(u64, u64)),
+        )?;
+        if !expired.is_null() {
+            // SAFETY: checked non-NULL; the caller passes a writable size_t.
+            unsafe { *expired = result.dropped.len() };
+        }
+        Ok(code::GIT_OK)
     })
 }

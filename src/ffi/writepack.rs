@@ -11,15 +11,14 @@ use std::ffi::{c_int, c_void};
 use std::ptr;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::format::pack::ObjectKind;
 use crate::oid::ObjectId;
 use crate::store::Store;
 use crate::writepack::{Indexer, Progress};
 
 use super::backend::backend_ref;
-use super::boundary::guard;
-use super::error::report;
+use super::boundary::{call, guard};
 use super::host::HostApi;
 use super::sys::{
     code, git_indexer_progress, git_indexer_progress_cb, git_odb, git_odb_backend, git_odb_object,
@@ -122,25 +121,21 @@ unsafe extern "C" fn wp_append(
     let host = writepack
         .as_ref()
         .map_or_else(HostApi::discovered, |w| w.host);
-    guard("writepack append", &host, code::GIT_ERROR, || {
-        let run = || -> Result<()> {
-            let writepack =
-                writepack.ok_or_else(|| Error::InvalidArgument("NULL writepack".into()))?;
-            let bytes: &[u8] = if size == 0 {
-                &[]
-            } else if data.is_null() {
-                return Err(Error::InvalidArgument("NULL data".into()));
-            } else {
-                // SAFETY: libgit2 passes `size` readable bytes at `data`.
-                unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size) }
-            };
-            let (callback, payload) = (writepack.callback, writepack.payload);
-            let mut progress =
-                |counters: &Progress| report_progress(counters, stats, callback, payload);
-            writepack.indexer.append(bytes, &mut progress)?;
-            Ok(())
+    call("writepack append", &host, || {
+        let writepack = writepack.ok_or_else(|| Error::InvalidArgument("NULL writepack".into()))?;
+        let bytes: &[u8] = if size == 0 {
+            &[]
+        } else if data.is_null() {
+            return Err(Error::InvalidArgument("NULL data".into()));
+        } else {
+            // SAFETY: libgit2 passes `size` readable bytes at `data`.
+            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size) }
         };
-        run().map_or_else(|error| report(&host, &error), |()| code::GIT_OK)
+        let (callback, payload) = (writepack.callback, writepack.payload);
+        let mut progress =
+            |counters: &Progress| report_progress(counters, stats, callback, payload);
+        writepack.indexer.append(bytes, &mut progress)?;
+        Ok(code::GIT_OK)
     })
 }
 
@@ -153,25 +148,21 @@ unsafe extern "C" fn wp_commit(
     let host = writepack
         .as_ref()
         .map_or_else(HostApi::discovered, |w| w.host);
-    guard("writepack commit", &host, code::GIT_ERROR, || {
-        let run = || -> Result<()> {
-            let writepack =
-                writepack.ok_or_else(|| Error::InvalidArgument("NULL writepack".into()))?;
-            let (callback, payload, odb, host) = (
-                writepack.callback,
-                writepack.payload,
-                writepack.odb,
-                writepack.host,
-            );
-            let mut progress =
-                |counters: &Progress| report_progress(counters, stats, callback, payload);
-            let mut bases = |id: &ObjectId| read_base(&host, odb, id);
-            writepack.indexer.commit(&mut bases, &mut progress)?;
-            // Make the new pack visible to this backend's readers at once.
-            writepack.store.rescan()?;
-            Ok(())
-        };
-        run().map_or_else(|error| report(&host, &error), |()| code::GIT_OK)
+    call("writepack commit", &host, || {
+        let writepack = writepack.ok_or_else(|| Error::InvalidArgument("NULL writepack".into()))?;
+        let (callback, payload, odb, host) = (
+            writepack.callback,
+            writepack.payload,
+            writepack.odb,
+            writepack.host,
+        );
+        let mut progress =
+            |counters: &Progress| report_progress(counters, stats, callback, payload);
+        let mut bases = |id: &ObjectId| read_base(&host, odb, id);
+        writepack.indexer.commit(&mut bases, &mut progress)?;
+        // Make the new pack visible to this backend's readers at once.
+        writepack.store.rescan()?;
+        Ok(code::GIT_OK)
     })
 }
 
@@ -200,37 +191,29 @@ pub(crate) unsafe extern "C" fn slot_writepack(
     // SAFETY: libgit2 passes the backend we created.
     let backend = unsafe { backend_ref(backend_p) };
     let host = backend.map_or_else(HostApi::discovered, |backend| *backend.host());
-    guard("writepack", &host, code::GIT_ERROR, || {
-        let run = || -> Result<*mut git_odb_writepack> {
-            let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
-            if out.is_null() {
-                return Err(Error::InvalidArgument("NULL out pointer".into()));
-            }
-            let store = Arc::clone(backend.store());
-            let indexer = Indexer::new(store.pack_dir(), backend.writepack_options().clone())?;
-            let writepack = Box::new(Writepack {
-                parent: git_odb_writepack {
-                    backend: backend_p,
-                    append: Some(wp_append),
-                    commit: Some(wp_commit),
-                    free: Some(wp_free),
-                },
-                indexer,
-                store,
-                host,
-                odb,
-                callback,
-                payload,
-            });
-            Ok(Box::into_raw(writepack).cast::<git_odb_writepack>())
-        };
-        match run() {
-            Ok(writepack) => {
-                // SAFETY: checked non-NULL above.
-                unsafe { *out = writepack };
-                code::GIT_OK
-            }
-            Err(error) => report(&host, &error),
+    call("writepack", &host, || {
+        let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
+        if out.is_null() {
+            return Err(Error::InvalidArgument("NULL out pointer".into()));
         }
+        let store = Arc::clone(backend.store());
+        let indexer = Indexer::new(store.pack_dir(), backend.writepack_options().clone())?;
+        let writepack = Box::new(Writepack {
+            parent: git_odb_writepack {
+                backend: backend_p,
+                append: Some(wp_append),
+                commit: Some(wp_commit),
+                free: Some(wp_free),
+            },
+            indexer,
+            store,
+            host,
+            odb,
+            callback,
+            payload,
+        });
+        // SAFETY: checked non-NULL above.
+        unsafe { *out = Box::into_raw(writepack).cast::<git_odb_writepack>() };
+        Ok(code::GIT_OK)
     })
 }
