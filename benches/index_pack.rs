@@ -22,13 +22,12 @@ const DIRS: usize = 20;
 const EDITS_PER_COMMIT: usize = 250;
 const CHUNK: usize = 64 << 10;
 
+#[path = "../tests/common/git_env.rs"]
+mod git_env;
+
+/// git in the shared test environment; arguments are added by the caller.
 fn git(dir: &Path) -> Command {
-    let mut command = Command::new("git");
-    command
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1");
-    command
+    git_env::git_command(dir, &[])
 }
 
 fn run(command: &mut Command) {

@@ -30,12 +30,11 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+#[path = "../tests/common/git_env.rs"]
+mod git_env;
+
 fn git(dir: &Path, args: &[&str], input: Option<&[u8]>) {
-    let mut child = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
+    let mut child = git_env::git_command(dir, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -60,18 +59,22 @@ fn build_repo(dir: &Path, packs: usize, objects: usize) {
         git(dir, &["fast-import", "--quiet"], Some(&stream));
     }
     // Every object once more, in one pack: duplicates for the selection.
-    let status = Command::new("sh")
-        .current_dir(dir)
-        .arg("-c")
-        .arg(
-            "git cat-file --batch-all-objects --batch-check='%(objectname)' \
-             | git pack-objects -q objects/pack/pack >/dev/null",
-        )
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .status()
-        .expect("sh");
-    assert!(status.success(), "duplicating pack");
+    let listing = git_env::git_command(
+        dir,
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname)",
+        ],
+    )
+    .output()
+    .expect("git cat-file");
+    assert!(listing.status.success(), "git cat-file");
+    git(
+        dir,
+        &["pack-objects", "-q", "objects/pack/pack"],
+        Some(&listing.stdout),
+    );
     // Distinct mtimes, so git and odbpack select identically.
     let pack_dir = dir.join("objects/pack");
     let mut names: Vec<_> = std::fs::read_dir(&pack_dir)

@@ -25,6 +25,9 @@ pub mod hash;
 pub mod mmap;
 pub mod oid;
 pub mod store;
+#[cfg(test)]
+#[path = "../tests/common/git_env.rs"]
+pub(crate) mod test_git;
 pub mod writepack;
 pub mod zlib;
 

@@ -663,21 +663,11 @@ mod tests {
         use crate::zlib;
         use std::collections::HashMap;
         use std::path::{Path, PathBuf};
-        use std::process::{Command, Stdio};
+        use std::process::Stdio;
 
         fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
-            let mut cmd = Command::new("git");
-            cmd.current_dir(dir)
-                .args(args)
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_AUTHOR_NAME", "A U Thor")
-                .env("GIT_AUTHOR_EMAIL", "author@example.com")
-                .env("GIT_COMMITTER_NAME", "C O Mitter")
-                .env("GIT_COMMITTER_EMAIL", "committer@example.com")
-                .env("GIT_AUTHOR_DATE", "1700000000 +0000")
-                .env("GIT_COMMITTER_DATE", "1700000000 +0000")
-                .stdin(Stdio::piped())
+            let mut cmd = crate::test_git::git_command(dir, args);
+            cmd.stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             let mut child = cmd.spawn().expect("spawn git");

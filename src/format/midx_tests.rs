@@ -14,25 +14,8 @@ use super::midx::{Error, MultiPackIndex, PackEntries, Problem, parse_chain, veri
 use super::midx_write::{self, PackInput, WriteOptions, write_midx, write_rev_file};
 use crate::oid::{ObjectId, Prefix};
 
-const GIT: &str = "/usr/local/bin/git";
-
 fn git_cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(GIT);
-    cmd.current_dir(dir)
-        .args(["-c", "init.defaultBranch=main"])
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .env("GIT_AUTHOR_NAME", "A U Thor")
-        .env("GIT_AUTHOR_EMAIL", "author@example.com")
-        .env("GIT_COMMITTER_NAME", "C O Mitter")
-        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
-        .env("GIT_AUTHOR_DATE", "1112354055 +0200")
-        .env("GIT_COMMITTER_DATE", "1112354055 +0200")
-        .env_remove("GIT_TEST_MIDX_WRITE_REV")
-        .env_remove("GIT_DIR");
-    cmd
+    crate::test_git::git_command(dir, args)
 }
 
 fn run(mut cmd: Command, stdin: &[u8]) -> Vec<u8> {
