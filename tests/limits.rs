@@ -58,3 +58,25 @@ fn hundreds_of_packs_under_a_tiny_descriptor_limit() {
     let (_, foreach_ids) = odb.foreach();
     assert_eq!(foreach_ids.len(), 300);
 }
+
+/// The delta-base cache stays within its byte budget while a deep-delta history is read, and is
+/// actually used (a budget that never fills would prove nothing).
+#[test]
+fn delta_base_cache_stays_within_its_budget() {
+    let repo = Repo::new();
+    repo.grow_history(12, 8, "c");
+    repo.git(&["repack", "-adfq", "--depth=50", "--window=50"]);
+    repo.prune_loose();
+    let budget = 16 << 10;
+    let mut options = options_for_static_libgit2();
+    options.delta_cache_bytes = budget;
+    let odb = Odb::open_with(&repo.objects_dir(), Backend::Odbpack, options);
+    let mut peak = 0;
+    for id in repo.all_objects().keys() {
+        assert!(odb.read(id).is_ok(), "read {id}");
+        let held = odb.store().cached_bytes();
+        assert!(held <= budget, "cache holds {held} bytes, budget {budget}");
+        peak = peak.max(held);
+    }
+    assert!(peak > budget / 2, "deltas were cached (peak {peak} bytes)");
+}
