@@ -5,6 +5,10 @@
 //! this cache is one budget for the whole store, takes big bases too (up to the budget of a
 //! shard group, see [`DeltaBaseCache::insert`]), and evicts only as much as it must.
 //!
+//! What goes in is decided by the decoder (`decode.rs`): chain roots and every intermediate
+//! result while there is room, only every second depth once the cache is full; the object a read
+//! asked for is looked up here first, so a cached base is served by a copy, as in libgit2.
+//!
 //! It is sharded so that threads reading different objects rarely meet on a lock: a shard is a
 //! small LRU (hash map + intrusive doubly-linked list in a slab). The byte total is global; an
 //! insert that pushes it over budget evicts from its own shard first, then from the others.
@@ -53,6 +57,9 @@ pub struct CachedObject {
     /// Its bytes. An `Arc<Vec>` rather than `Arc<[u8]>`: a decoded `Vec` (allocated fallibly)
     /// moves in without copying its bytes.
     pub data: Arc<Vec<u8>>,
+    /// How many deltas lie between it and the whole object at the root of its chain (0 for the
+    /// root itself): decides which results of later chains through it are worth keeping.
+    pub depth: u32,
 }
 
 struct Node {
@@ -201,6 +208,11 @@ impl DeltaBaseCache {
         self.total.load(Ordering::Relaxed)
     }
 
+    /// Whether `size` more bytes fit without evicting anything.
+    pub fn has_room(&self, size: usize) -> bool {
+        self.total.load(Ordering::Relaxed) + size <= self.budget
+    }
+
     /// Looks an entry up and marks it most recently used.
     pub fn get(&self, key: &CacheKey) -> Option<CachedObject> {
         if self.budget == 0 || self.total.load(Ordering::Relaxed) == 0 {
@@ -269,6 +281,7 @@ mod tests {
         CachedObject {
             kind: ObjectKind::Blob,
             data: vec![7u8; len].into(),
+            depth: 0,
         }
     }
 

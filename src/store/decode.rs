@@ -66,6 +66,14 @@ enum Root {
     },
 }
 
+/// Once the delta-base cache is full, only results at every `CHECKPOINT_SPACING`-th depth of a
+/// chain are admitted (roots always are). Caching every level of 50-deep chains makes the working
+/// set larger than any sensible budget and the LRU thrashes; with checkpoints a read is at most
+/// one extra delta away from a cached base, and twice as many chains fit. Measured on the bench's
+/// 50-pack corpus (random reads, 256 MiB): every level 102k/s, every 2nd level 153k/s, every 3rd
+/// 149k/s; while the cache still has room everything is admitted.
+const CHECKPOINT_SPACING: u32 = 2;
+
 impl Store {
     /// The mapped data of `pack`, mapping it (and enforcing the map budget) on first use.
     fn pack_data(&self, pack: &Arc<Pack>) -> Result<Arc<PackData>> {
@@ -187,9 +195,9 @@ impl Store {
         let mut offset = location.offset;
         let mut chain: Vec<Link> = Vec::new();
         let root = loop {
-            if !chain.is_empty()
-                && let Some(cached) = self.cache.get(&(pack.number, offset))
-            {
+            // The requested object itself may be cached as another chain's base: then it is a
+            // copy, not an inflate.
+            if let Some(cached) = self.cache.get(&(pack.number, offset)) {
                 break Root::Cached(cached);
             }
             let entry = self.parse_entry(&pack, &data, offset)?;
@@ -238,7 +246,7 @@ impl Store {
         };
 
         // No delta: inflate straight into the caller's buffer.
-        let (kind, mut current): (ObjectKind, Arc<Vec<u8>>) = match root {
+        let (kind, mut current, mut depth): (ObjectKind, Arc<Vec<u8>>, u32) = match root {
             Root::Whole {
                 pack,
                 data,
@@ -258,11 +266,19 @@ impl Store {
                     CachedObject {
                         kind,
                         data: bytes.clone(),
+                        depth: 0,
                     },
                 );
-                (kind, bytes)
+                (kind, bytes, 0)
             }
-            Root::Cached(cached) => (cached.kind, cached.data),
+            Root::Cached(cached) => {
+                if chain.is_empty() {
+                    sink.buffer(cached.kind, cached.data.len())?
+                        .copy_from_slice(&cached.data);
+                    return Ok(cached.kind);
+                }
+                (cached.kind, cached.data, cached.depth)
+            }
         };
 
         // Apply the deltas base-first. Each result is written once, into its final place: the
@@ -286,15 +302,18 @@ impl Store {
             }
             let mut result = self.buffer(len)?;
             delta::apply_into(&current, &delta_bytes, &header, &mut result).map_err(delta_error)?;
-            // An intermediate result is the base of the next delta: keep it for other chains.
             current = Arc::new(result);
-            self.cache.insert(
-                (link.pack.number, link.offset),
-                CachedObject {
-                    kind,
-                    data: current.clone(),
-                },
-            );
+            depth = depth.saturating_add(1);
+            if depth % CHECKPOINT_SPACING == 0 || self.cache.has_room(len) {
+                self.cache.insert(
+                    (link.pack.number, link.offset),
+                    CachedObject {
+                        kind,
+                        data: current.clone(),
+                        depth,
+                    },
+                );
+            }
         }
         unreachable!("a chain with deltas returns from inside the loop")
     }
@@ -370,5 +389,174 @@ impl Store {
             source,
         })?;
         Ok(header.result_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::store::Options;
+
+    fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> String {
+        use std::io::Write;
+        let mut command = crate::test_git::git_command(dir, args);
+        command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("git runs");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input)
+                .expect("feed git");
+        }
+        let output = child.wait_with_output().expect("git finishes");
+        assert!(output.status.success(), "git {args:?} failed");
+        String::from_utf8(output.stdout).expect("utf-8")
+    }
+
+    /// One pack holding a single delta chain: 12 versions of one blob, each a small edit of the
+    /// previous. Returns the store and (id, offset, depth) of every blob, from `git verify-pack`.
+    fn single_chain(budget: usize) -> (tempfile::TempDir, Store, Vec<(ObjectId, u64, u32)>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(dir.path(), &["init", "-q", "--bare", "."], None);
+        let mut stream = Vec::new();
+        for version in 0..12 {
+            let body: String = (0..200)
+                // Each version edits one more line: the smallest delta is to its neighbour.
+                .map(|line| {
+                    let state = if line / 7 < version {
+                        "edited"
+                    } else {
+                        "original"
+                    };
+                    format!("line {line} {state}\n")
+                })
+                .collect();
+            stream.extend_from_slice(
+                format!(
+                    "commit refs/heads/main\ncommitter C <c@example.com> {} +0000\ndata 0\n\
+                     M 100644 inline f\ndata {}\n{body}\n",
+                    1_700_000_000 + version,
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+        git(dir.path(), &["fast-import", "--quiet"], Some(&stream));
+        git(
+            dir.path(),
+            &["repack", "-adfq", "--depth=50", "--window=50"],
+            None,
+        );
+        let pack_dir = dir.path().join("objects/pack");
+        let idx = std::fs::read_dir(&pack_dir)
+            .expect("pack dir")
+            .map(|entry| entry.expect("entry").path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "idx"))
+            .expect("an idx");
+        let listing = git(
+            dir.path(),
+            &["verify-pack", "-v", idx.to_str().expect("utf-8")],
+            None,
+        );
+        let blobs: Vec<(ObjectId, u64, u32)> = listing
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .filter(|fields| fields.len() >= 5 && fields[1] == "blob")
+            .map(|fields| {
+                let depth = fields
+                    .get(5)
+                    .map_or(0, |depth| depth.parse().expect("depth"));
+                let id = ObjectId::from_hex(fields[0]).expect("id");
+                (id, fields[4].parse().expect("offset"), depth)
+            })
+            .collect();
+        let options = Options {
+            delta_cache_bytes: budget,
+            ..Options::default()
+        };
+        let store = Store::new_unshared(dir.path().join("objects"), options);
+        store.refresh().expect("scan");
+        (dir, store, blobs)
+    }
+
+    /// Depths of the chain members the cache holds, sorted.
+    fn cached_depths(store: &Store, blobs: &[(ObjectId, u64, u32)]) -> Vec<u32> {
+        let pack = store.snapshot().packs().next().expect("one pack").number;
+        let mut depths: Vec<u32> = blobs
+            .iter()
+            .filter_map(|(_, offset, depth)| {
+                let cached = store.cache.get(&(pack, *offset))?;
+                assert_eq!(cached.depth, *depth, "recorded depth at offset {offset}");
+                Some(*depth)
+            })
+            .collect();
+        depths.sort_unstable();
+        depths
+    }
+
+    fn read(store: &Store, id: &ObjectId) -> Vec<u8> {
+        let mut sink = VecSink::default();
+        store
+            .read(id, &AtomicUsize::new(0), &mut sink)
+            .expect("read");
+        sink.data
+    }
+
+    #[test]
+    fn caches_every_base_while_there_is_room() {
+        let (_dir, store, blobs) = single_chain(64 << 20);
+        let &(deepest, _, depth) = blobs.iter().max_by_key(|blob| blob.2).expect("blobs");
+        assert!(depth >= 6, "git built a chain (depth {depth})");
+        let body = read(&store, &deepest);
+        // The root and every intermediate, not the requested object itself.
+        assert_eq!(
+            cached_depths(&store, &blobs),
+            (0..depth).collect::<Vec<_>>()
+        );
+        // A second read is served from the cache once the object itself is a cached base.
+        let &(base, _, _) = blobs.iter().find(|blob| blob.2 == depth - 1).expect("base");
+        let bytes_before = store.cached_bytes();
+        assert_eq!(read(&store, &base), git_object(&store, &base));
+        assert_eq!(
+            store.cached_bytes(),
+            bytes_before,
+            "no new entries for a cached object"
+        );
+        assert_eq!(body, git_object(&store, &deepest));
+    }
+
+    #[test]
+    fn caches_only_checkpoints_once_full() {
+        let budget = 256 << 10;
+        let (_dir, store, blobs) = single_chain(budget);
+        // Fill the budget with one-byte entries of a pack number no real pack has: every
+        // insert from now on evicts, so the cache is never below its budget.
+        for offset in 0..budget as u64 {
+            store.cache.insert(
+                (0, offset),
+                CachedObject {
+                    kind: ObjectKind::Blob,
+                    data: Arc::new(vec![0]),
+                    depth: 0,
+                },
+            );
+        }
+        let &(deepest, _, depth) = blobs.iter().max_by_key(|blob| blob.2).expect("blobs");
+        assert_eq!(read(&store, &deepest), git_object(&store, &deepest));
+        let checkpoints: Vec<u32> = (0..depth).filter(|d| d % CHECKPOINT_SPACING == 0).collect();
+        assert_eq!(cached_depths(&store, &blobs), checkpoints);
+        assert!(store.cached_bytes() <= budget);
+    }
+
+    fn git_object(store: &Store, id: &ObjectId) -> Vec<u8> {
+        let git_dir = store.objects_dir().parent().expect("git dir");
+        git(git_dir, &["cat-file", "blob", &id.to_string()], None).into_bytes()
     }
 }
