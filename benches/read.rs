@@ -541,9 +541,12 @@ impl Child {
     }
 
     fn died(&mut self, request: &str, what: String) -> ! {
-        let status = self.process.wait();
+        let status = match self.process.wait() {
+            Ok(status) => status.to_string(),
+            Err(error) => format!("waiting for it failed: {error}"),
+        };
         panic!(
-            "the {} bench child failed on `{request}`: {what}, exit {status:?} (its stderr is above)",
+            "the {} bench child failed on `{request}`: {what}, {status} (its stderr is above)",
             backend_name(self.backend)
         )
     }
