@@ -1,21 +1,44 @@
 //! Read-path benchmark: odbpack vs libgit2's own pack backend (libgit2-sys vendored 1.9.7),
-//! through the public `git_odb_*` API, in the same run, on corpora generated with git:
-//! one pack, 50 packs without a MIDX, 50 packs with a MIDX. One and two threads (one odb per
-//! thread, as libgit2 apps get parallelism). Prints ops/s, the ratio and 2-thread scaling.
+//! through the public `git_odb_*` API, on corpora generated with git: one pack, 50 packs without
+//! a MIDX, 50 packs with a MIDX. One and two threads (one odb per thread, as libgit2 apps get
+//! parallelism). Prints ops/s and the odbpack / libgit2 ratio per corpus.
+//!
+//! Processes: each backend runs in a child process of its own (this binary re-executed with
+//! `ODBPACK_BENCH_CHILD=libgit2` or `=odbpack`), so the peak RSS printed under each corpus's
+//! table is that backend's alone. Children are fresh for every (strict setting, corpus) pair and
+//! set libgit2's strict hash verification themselves (a process-global option). The parent
+//! generates the corpora and drives the children with one-line requests on their stdin, one-line
+//! answers on their stdout: `measure <op> <threads>` → `<ops/s> <check>`, `digest <op>` →
+//! `<hex digest> <ids>`, `rss` → `<peak RSS in KiB>`. For every (op, threads) it asks libgit2's
+//! child, then odbpack's, as one process measured them in turn. Children write to the parent's
+//! stderr, so a failed read (which panics on purpose) is shown there, and the parent then panics.
+//!
+//! Checks: before timing a corpus, both backends must return the same results on every 37th id —
+//! read (type and bytes), read_header (type and size), exists on present and on absent ids,
+//! read_prefix with 12 and with 40 hex digits. Each child hashes its results in sample order and
+//! the parent compares the digests. The full passes (`read every object`) must read every byte.
 //!
 //! `cargo bench --bench read`. Environment: `ODBPACK_BENCH_COMMITS` (default 4000, about 180k
-//! objects), `ODBPACK_BENCH_MS` per measurement (default 400), and comma-separated filters
-//! `ODBPACK_BENCH_OPS`, `_CORPORA`, `_BACKENDS` (libgit2, odbpack), `_THREADS` (1, 2),
-//! `_STRICT` (off, on) — e.g. to profile one operation under callgrind.
+//! objects), `ODBPACK_BENCH_MS` per measurement (default 400), `ODBPACK_BENCH_CACHE_MB` (odbpack's
+//! delta-base cache budget, MiB), and comma-separated filters `ODBPACK_BENCH_OPS`, `_CORPORA`,
+//! `_BACKENDS` (libgit2, odbpack), `_THREADS` (1, 2), `_STRICT` (off, on) — e.g. to profile one
+//! operation under callgrind (the children inherit the environment).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+
+/// Set in a child process to the backend it measures (see the module doc).
+const CHILD_ENV: &str = "ODBPACK_BENCH_CHILD";
+
+/// The equality checks sample every `SAMPLE_STRIDE`th id (about 5k of 180k).
+const SAMPLE_STRIDE: usize = 37;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -75,6 +98,8 @@ struct Corpus {
     objects: PathBuf,
     /// Every object id, sorted, with its size.
     objects_list: Vec<(String, usize)>,
+    /// The ids of `objects_list`, one hex id a line, for the children to load.
+    id_list: tempfile::NamedTempFile,
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -129,17 +154,25 @@ fn corpora(commits: usize) -> Vec<Corpus> {
                     "--batch-check=%(objectname) %(objectsize)",
                 ],
             );
-            let objects_list = listing
+            let objects_list: Vec<(String, usize)> = listing
                 .lines()
                 .map(|line| {
                     let (id, size) = line.split_once(' ').expect("id size");
                     (id.to_owned(), size.parse().expect("size"))
                 })
                 .collect();
+            let mut id_list = tempfile::NamedTempFile::new().expect("id list file");
+            let mut writer = std::io::BufWriter::new(id_list.as_file_mut());
+            for (id, _) in &objects_list {
+                writeln!(writer, "{id}").expect("write id list");
+            }
+            writer.flush().expect("write id list");
+            drop(writer);
             Corpus {
                 name,
                 objects: repo.join("objects"),
                 objects_list,
+                id_list,
             }
         })
         .collect()
@@ -169,6 +202,22 @@ enum Op {
 }
 
 impl Op {
+    const ALL: [Op; 8] = [
+        Op::ExistsHit,
+        Op::ExistsMiss,
+        Op::ReadHeader,
+        Op::Read,
+        Op::Prefix12,
+        Op::Prefix40,
+        Op::Foreach,
+        Op::ReadAll,
+    ];
+
+    /// The op named `token` in the children's protocol (its `Debug` name).
+    fn from_token(token: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|op| format!("{op:?}") == token)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Op::ExistsHit => "exists (hit)",
@@ -318,15 +367,299 @@ fn wanted(var: &str, name: &str) -> bool {
     }
 }
 
-fn main() {
-    let commits = env_usize("ODBPACK_BENCH_COMMITS", 4000);
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Libgit2 => "libgit2",
+        Backend::Odbpack => "odbpack",
+    }
+}
+
+/// This process's peak resident set, KiB (Linux's unit for `ru_maxrss`).
+fn peak_rss_kib() -> libc::c_long {
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to the struct above, which getrusage only writes.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(rc, 0, "getrusage");
+    usage.ru_maxrss
+}
+
+/// 64-bit FNV-1a: a stable digest both children compute alike, without a dependency.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// A failure is a result too: both backends must fail alike.
+    fn error(&mut self, rc: std::ffi::c_int) {
+        self.write(b"error ");
+        self.write(&rc.to_le_bytes());
+    }
+
+    fn header(&mut self, kind: &str, size: usize) {
+        // The size's fixed width keeps type, size and bytes from running into each other.
+        self.write(kind.as_bytes());
+        self.write(&(size as u64).to_le_bytes());
+    }
+
+    fn object(&mut self, result: Result<Object, std::ffi::c_int>) {
+        match result {
+            Ok(object) => {
+                // The id matters for read_prefix: which object a prefix found.
+                self.write(object.id.as_bytes());
+                self.header(&object.kind, object.data.len());
+                self.write(&object.data);
+            }
+            Err(rc) => self.error(rc),
+        }
+    }
+}
+
+/// Digest of what `op` returns for every `SAMPLE_STRIDE`th id, in order, and the number of ids.
+fn result_digest(odb: &Odb, ids: &Ids, op: Op) -> (u64, usize) {
+    let mut hash = Fnv::new();
+    let sample: Vec<usize> = (0..ids.full.len()).step_by(SAMPLE_STRIDE).collect();
+    for &i in &sample {
+        match op {
+            Op::Read => hash.object(odb.read_raw(&ids.full[i])),
+            Op::ReadHeader => match odb.read_header_raw(&ids.full[i]) {
+                Ok((kind, size)) => hash.header(&kind, size),
+                Err(rc) => hash.error(rc),
+            },
+            Op::ExistsHit => hash.write(&[u8::from(odb.exists_raw(&ids.full[i]))]),
+            Op::ExistsMiss => hash.write(&[u8::from(odb.exists_raw(&ids.missing[i]))]),
+            Op::Prefix12 => hash.object(odb.read_prefix_raw(&ids.short12[i], 12)),
+            Op::Prefix40 => hash.object(odb.read_prefix_raw(&ids.full[i], 40)),
+            Op::Foreach | Op::ReadAll => panic!("no result digest for {op:?}"),
+        }
+    }
+    (hash.0, sample.len())
+}
+
+/// A child process: measures `backend` on one corpus, answering the parent's requests until its
+/// stdin closes. Arguments: objects dir, id list file, strict hash verification `on` or `off`.
+fn child_main(backend: &str) {
+    let backend = match backend {
+        "libgit2" => Backend::Libgit2,
+        "odbpack" => Backend::Odbpack,
+        other => panic!("{CHILD_ENV}={other:?}: expected libgit2 or odbpack"),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [objects, id_list, strict] = <[String; 3]>::try_from(args).unwrap_or_else(|args| {
+        panic!("bench child arguments: <objects dir> <id list> <on|off>, got {args:?}")
+    });
+    let objects = PathBuf::from(objects);
+    set_strict_hash_verification(strict == "on");
+    let ids = {
+        let hex: Vec<String> = std::fs::read_to_string(&id_list)
+            .expect("read the id list")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        Ids::new(&hex)
+    };
     let budget = Duration::from_millis(env_usize("ODBPACK_BENCH_MS", 400) as u64);
+    let mut answers = std::io::stdout().lock();
+    for request in std::io::stdin().lock().lines() {
+        let request = request.expect("read a request from the parent");
+        let words: Vec<&str> = request.split(' ').collect();
+        let answer = match words[..] {
+            ["measure", op, threads] => {
+                let op = Op::from_token(op).unwrap_or_else(|| panic!("unknown op in {request:?}"));
+                let threads = threads.parse().expect("thread count");
+                let (rate, check) = measure(&objects, backend, op, threads, &ids, budget);
+                format!("{rate} {check}")
+            }
+            ["digest", op] => {
+                let op = Op::from_token(op).unwrap_or_else(|| panic!("unknown op in {request:?}"));
+                let (digest, sampled) = result_digest(&Odb::open(&objects, backend), &ids, op);
+                format!("{digest:016x} {sampled}")
+            }
+            ["rss"] => peak_rss_kib().to_string(),
+            _ => panic!("unknown request {request:?}"),
+        };
+        writeln!(answers, "{answer}")
+            .and_then(|()| answers.flush())
+            .expect("answer the parent");
+    }
+}
+
+/// The parent's handle on a child process measuring one backend on one corpus.
+struct Child {
+    backend: Backend,
+    process: std::process::Child,
+    /// `None` once closed by [`Child::finish`].
+    requests: Option<ChildStdin>,
+    answers: BufReader<ChildStdout>,
+}
+
+impl Child {
+    fn spawn(backend: Backend, corpus: &Corpus, strict: bool) -> Child {
+        let mut process = Command::new(std::env::current_exe().expect("bench binary path"))
+            .env(CHILD_ENV, backend_name(backend))
+            .arg(&corpus.objects)
+            .arg(corpus.id_list.path())
+            .arg(if strict { "on" } else { "off" })
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start a bench child process");
+        let requests = process.stdin.take();
+        let answers = BufReader::new(process.stdout.take().expect("child stdout"));
+        Child {
+            backend,
+            process,
+            requests,
+            answers,
+        }
+    }
+
+    /// Sends one request, returns the answer's words; panics if the child ends instead.
+    fn ask(&mut self, request: &str) -> Vec<String> {
+        let requests = self.requests.as_mut().expect("child not finished");
+        let mut answer = String::new();
+        let exchanged = writeln!(requests, "{request}")
+            .and_then(|()| requests.flush())
+            .and_then(|()| self.answers.read_line(&mut answer));
+        match exchanged {
+            Ok(_) if answer.ends_with('\n') => {
+                answer.split_whitespace().map(str::to_owned).collect()
+            }
+            // End of file (or a cut-off line): the child exited, most likely a panic.
+            Ok(_) => self.died(request, "its stdout ended".to_owned()),
+            Err(error) => self.died(request, error.to_string()),
+        }
+    }
+
+    fn died(&mut self, request: &str, what: String) -> ! {
+        let status = match self.process.wait() {
+            Ok(status) => status.to_string(),
+            Err(error) => format!("waiting for it failed: {error}"),
+        };
+        panic!(
+            "the {} bench child failed on `{request}`: {what}, {status} (its stderr is above)",
+            backend_name(self.backend)
+        )
+    }
+
+    fn bad_answer(&self, request: &str, words: &[String], expected: &str) -> ! {
+        panic!(
+            "the {} bench child answered {words:?} to `{request}`, expected `{expected}`",
+            backend_name(self.backend)
+        )
+    }
+
+    /// Ops/s and the checksum of the results (see [`measure`]).
+    fn measure(&mut self, op: Op, threads: usize) -> (f64, u64) {
+        let request = format!("measure {op:?} {threads}");
+        let words = self.ask(&request);
+        let parsed = match &words[..] {
+            [rate, check] => rate.parse().ok().zip(check.parse().ok()),
+            _ => None,
+        };
+        parsed.unwrap_or_else(|| self.bad_answer(&request, &words, "<ops/s> <check>"))
+    }
+
+    /// The digest of `op`'s results on the sample (see [`result_digest`]) and the sample's size.
+    fn digest(&mut self, op: Op) -> (u64, usize) {
+        let request = format!("digest {op:?}");
+        let words = self.ask(&request);
+        let parsed = match &words[..] {
+            [digest, sampled] => u64::from_str_radix(digest, 16)
+                .ok()
+                .zip(sampled.parse().ok()),
+            _ => None,
+        };
+        parsed.unwrap_or_else(|| self.bad_answer(&request, &words, "<hex digest> <ids>"))
+    }
+
+    fn peak_rss_kib(&mut self) -> i64 {
+        let words = self.ask("rss");
+        let parsed = match &words[..] {
+            [kib] => kib.parse().ok(),
+            _ => None,
+        };
+        parsed.unwrap_or_else(|| self.bad_answer("rss", &words, "<KiB>"))
+    }
+
+    /// Closes the child's stdin, which ends it, and checks that it exited cleanly.
+    fn finish(mut self) {
+        drop(self.requests.take());
+        let status = self.process.wait().expect("wait for a bench child");
+        assert!(
+            status.success(),
+            "the {} bench child exited with {status} (its stderr is above)",
+            backend_name(self.backend)
+        );
+    }
+}
+
+impl Drop for Child {
+    /// When the parent panics with a child still running (say the other child failed), ends it
+    /// now rather than leaving it to finish a measurement nobody reads.
+    fn drop(&mut self) {
+        if self.requests.is_some() {
+            let _ = self.process.kill();
+            let _ = self.process.wait();
+        }
+    }
+}
+
+/// The equality checks: the op whose calls are compared, and the name printed for it.
+const SAME_RESULT_CHECKS: [(Op, &str); 6] = [
+    (Op::Read, "read"),
+    (Op::ReadHeader, "read_header"),
+    (Op::ExistsHit, "exists"),
+    (Op::ExistsMiss, "exists miss"),
+    (Op::Prefix12, "read_prefix 12"),
+    (Op::Prefix40, "read_prefix 40"),
+];
+
+/// Panics naming the first check on which odbpack's results differ from libgit2's.
+fn check_same_results(children: &mut [Child]) {
+    // `children` follows the order of `backends` in main: libgit2 first.
+    let [libgit2, odbpack] = children else {
+        println!(
+            "results identical: not checked (needs both backends, see ODBPACK_BENCH_BACKENDS)"
+        );
+        return;
+    };
+    let mut sampled = 0;
+    for (op, name) in SAME_RESULT_CHECKS {
+        let (theirs, their_sample) = libgit2.digest(op);
+        let (ours, our_sample) = odbpack.digest(op);
+        assert!(
+            ours == theirs && our_sample == their_sample,
+            "odbpack's results differ from libgit2's for {name}: digest {ours:016x} over \
+             {our_sample} ids, libgit2's {theirs:016x} over {their_sample}"
+        );
+        sampled = our_sample;
+    }
+    let names: Vec<&str> = SAME_RESULT_CHECKS.iter().map(|(_, name)| *name).collect();
+    println!("results identical: {} ({sampled} ids)", names.join(", "));
+}
+
+fn main() {
+    if let Ok(backend) = std::env::var(CHILD_ENV) {
+        child_main(&backend);
+        return;
+    }
+    let commits = env_usize("ODBPACK_BENCH_COMMITS", 4000);
     let started = Instant::now();
     let corpora = corpora(commits);
     eprintln!("corpora ready in {:.1}s", started.elapsed().as_secs_f64());
     let backends: Vec<Backend> = [Backend::Libgit2, Backend::Odbpack]
         .into_iter()
-        .filter(|b| wanted("ODBPACK_BENCH_BACKENDS", &format!("{b:?}").to_lowercase()))
+        .filter(|&b| wanted("ODBPACK_BENCH_BACKENDS", backend_name(b)))
         .collect();
     let thread_counts: Vec<usize> = [1, 2]
         .into_iter()
@@ -336,7 +669,6 @@ fn main() {
         if !wanted("ODBPACK_BENCH_STRICT", if strict { "on" } else { "off" }) {
             continue;
         }
-        set_strict_hash_verification(strict);
         println!(
             "\n## strict hash verification {}",
             if strict {
@@ -349,12 +681,6 @@ fn main() {
             .iter()
             .filter(|c| wanted("ODBPACK_BENCH_CORPORA", c.name))
         {
-            let hex: Vec<String> = corpus
-                .objects_list
-                .iter()
-                .map(|(id, _)| id.clone())
-                .collect();
-            let ids = Ids::new(&hex);
             let total_bytes: u64 = corpus
                 .objects_list
                 .iter()
@@ -368,26 +694,23 @@ fn main() {
                 })
                 .count();
             println!(
-                "\n### {} ({} objects, {} packs)",
+                "\n### {} ({} objects, {} packs)\n",
                 corpus.name,
-                hex.len(),
+                corpus.objects_list.len(),
                 packs
             );
-            println!("| op | threads | libgit2 | odbpack | odbpack / libgit2 |");
+            // Fresh processes per corpus: each one's peak RSS is this corpus's.
+            let mut children: Vec<Child> = backends
+                .iter()
+                .map(|&backend| Child::spawn(backend, corpus, strict))
+                .collect();
+            check_same_results(&mut children);
+            println!("\n| op | threads | libgit2 | odbpack | odbpack / libgit2 |");
             println!("|---|---|---|---|---|");
             let ops: &[Op] = if strict {
                 &[Op::Read, Op::Prefix40, Op::ReadAll]
             } else {
-                &[
-                    Op::ExistsHit,
-                    Op::ExistsMiss,
-                    Op::ReadHeader,
-                    Op::Read,
-                    Op::Prefix12,
-                    Op::Prefix40,
-                    Op::Foreach,
-                    Op::ReadAll,
-                ]
+                &Op::ALL
             };
             for &op in ops
                 .iter()
@@ -395,18 +718,18 @@ fn main() {
             {
                 for &threads in &thread_counts {
                     let mut rates = Vec::new();
-                    for &backend in &backends {
-                        let (rate, check) =
-                            measure(&corpus.objects, backend, op, threads, &ids, budget);
-                        // Both backends must give the same answers: a full pass reads every byte.
+                    for child in &mut children {
+                        let (rate, check) = child.measure(op, threads);
+                        // A full pass reads every byte of every object, however many passes ran.
                         if op == Op::ReadAll {
                             assert_eq!(
                                 check % total_bytes,
                                 0,
-                                "{backend:?} read every object fully"
+                                "{:?} read every object fully",
+                                child.backend
                             );
                         }
-                        rates.push((backend, rate));
+                        rates.push((child.backend, rate));
                     }
                     let rate_of = |b: Backend| rates.iter().find(|(x, _)| *x == b).map(|(_, r)| *r);
                     let cell = |b: Backend| rate_of(b).map_or("-".to_owned(), human);
@@ -422,14 +745,28 @@ fn main() {
                     );
                 }
             }
+            let peaks: Vec<String> = children
+                .iter_mut()
+                .map(|child| {
+                    format!(
+                        "{} {} MiB",
+                        backend_name(child.backend),
+                        child.peak_rss_kib() / 1024
+                    )
+                })
+                .collect();
+            let budget = if backends.contains(&Backend::Odbpack) {
+                format!(
+                    " (odbpack's delta-cache budget {} MiB)",
+                    options_from_env().delta_cache_bytes >> 20
+                )
+            } else {
+                String::new()
+            };
+            println!("\npeak RSS: {}{budget}", peaks.join(", "));
+            for child in children {
+                child.finish();
+            }
         }
     }
-    // SAFETY: getrusage fills a zeroed plain-data struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to the struct above.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    println!(
-        "\npeak RSS of the whole run: {} MiB",
-        usage.ru_maxrss / 1024
-    );
 }

@@ -292,6 +292,20 @@ pub fn options_for_static_libgit2() -> odbpack_options {
     options
 }
 
+/// The options [`Odb::open`] gives odbpack: [`options_for_static_libgit2`], with the delta-base
+/// cache sized by `ODBPACK_BENCH_CACHE_MB` (MiB) when set, so benchmarks can vary it and report
+/// the budget they ran with.
+pub fn options_from_env() -> odbpack_options {
+    let mut options = options_for_static_libgit2();
+    if let Some(mib) = std::env::var("ODBPACK_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        options.delta_cache_bytes = mib << 20;
+    }
+    options
+}
+
 /// Which pack backend an [`Odb`] uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -352,15 +366,7 @@ pub fn last_error() -> String {
 
 impl Odb {
     pub fn open(objects_dir: &Path, backend: Backend) -> Odb {
-        let mut options = options_for_static_libgit2();
-        // Benchmarks may size odbpack's delta-base cache (MiB).
-        if let Some(mib) = std::env::var("ODBPACK_BENCH_CACHE_MB")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-        {
-            options.delta_cache_bytes = mib << 20;
-        }
-        Odb::open_with(objects_dir, backend, options)
+        Odb::open_with(objects_dir, backend, options_from_env())
     }
 
     pub fn open_with(objects_dir: &Path, backend: Backend, options: odbpack_options) -> Odb {
@@ -407,10 +413,15 @@ impl Odb {
     }
 
     pub fn read(&self, hex: &str) -> Result<Object, c_int> {
-        let id = oid(hex);
+        self.read_raw(&oid(hex))
+    }
+
+    /// `git_odb_read` by raw id: the object's id, type and bytes.
+    pub fn read_raw(&self, id: &raw::git_oid) -> Result<Object, c_int> {
+        // SAFETY: id points to a valid oid; on success libgit2 hands us an object we free in take_object.
         unsafe {
             let mut object = std::ptr::null_mut();
-            match raw::git_odb_read(&mut object, self.raw, &id) {
+            match raw::git_odb_read(&mut object, self.raw, id) {
                 0 => Ok(Odb::take_object(object)),
                 rc => Err(rc),
             }
@@ -418,10 +429,15 @@ impl Odb {
     }
 
     pub fn read_prefix(&self, hex: &str) -> Result<Object, c_int> {
-        let id = prefix_oid(hex);
+        self.read_prefix_raw(&prefix_oid(hex), hex.len())
+    }
+
+    /// `git_odb_read_prefix` by raw (masked) id and length: the found object's id, type and bytes.
+    pub fn read_prefix_raw(&self, id: &raw::git_oid, hex_len: usize) -> Result<Object, c_int> {
+        // SAFETY: id points to a valid oid; on success libgit2 hands us an object we free in take_object.
         unsafe {
             let mut object = std::ptr::null_mut();
-            match git_odb_read_prefix(&mut object, self.raw, &id, hex.len()) {
+            match git_odb_read_prefix(&mut object, self.raw, id, hex_len) {
                 0 => Ok(Odb::take_object(object)),
                 rc => Err(rc),
             }
@@ -429,10 +445,15 @@ impl Odb {
     }
 
     pub fn read_header(&self, hex: &str) -> Result<(String, usize), c_int> {
-        let id = oid(hex);
+        self.read_header_raw(&oid(hex))
+    }
+
+    /// `git_odb_read_header` by raw id: type and size.
+    pub fn read_header_raw(&self, id: &raw::git_oid) -> Result<(String, usize), c_int> {
+        // SAFETY: every pointer is to a live local or to the caller's oid.
         unsafe {
             let (mut len, mut kind) = (0usize, 0 as raw::git_object_t);
-            match raw::git_odb_read_header(&mut len, &mut kind, self.raw, &id) {
+            match raw::git_odb_read_header(&mut len, &mut kind, self.raw, id) {
                 0 => Ok((kind_name(kind), len)),
                 rc => Err(rc),
             }
