@@ -23,6 +23,16 @@ use parking_lot::Mutex;
 use crate::format::pack::ObjectKind;
 
 const SHARDS: usize = 16;
+
+/// Memory an entry costs beyond its object bytes, charged to the budget so that the budget
+/// bounds memory rather than payload: the `Arc` and `Vec` headers and their allocations, the
+/// slab node and the hash-map slot (about 150 bytes on 64-bit; objects average ~2 KiB).
+const ENTRY_OVERHEAD: usize = 160;
+
+/// What an object of `len` bytes costs the budget.
+fn charge(len: usize) -> usize {
+    len.saturating_add(ENTRY_OVERHEAD)
+}
 const NIL: usize = usize::MAX;
 
 /// Identifies an entry: the store-unique pack number and the entry's offset in that pack.
@@ -130,7 +140,7 @@ impl Shard {
         if self.map.contains_key(&key) {
             return 0;
         }
-        let size = value.data.len();
+        let size = charge(value.data.len());
         let node = Node {
             key,
             value,
@@ -162,7 +172,7 @@ impl Shard {
         self.unlink(index);
         let key = self.nodes[index].key;
         self.map.remove(&key);
-        let size = self.nodes[index].value.data.len();
+        let size = charge(self.nodes[index].value.data.len());
         // Drop the bytes now rather than when the slot is reused.
         self.nodes[index].value.data = Arc::default();
         self.free.push(index);
@@ -203,14 +213,14 @@ impl DeltaBaseCache {
         (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS
     }
 
-    /// Bytes currently held.
+    /// Bytes charged to the budget: object bytes plus a fixed per-entry overhead.
     pub fn bytes(&self) -> usize {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Whether `size` more bytes fit without evicting anything.
-    pub fn has_room(&self, size: usize) -> bool {
-        self.total.load(Ordering::Relaxed) + size <= self.budget
+    /// Whether an object of `len` bytes fits without evicting anything.
+    pub fn has_room(&self, len: usize) -> bool {
+        self.total.load(Ordering::Relaxed) + charge(len) <= self.budget
     }
 
     /// Looks an entry up and marks it most recently used.
@@ -226,7 +236,7 @@ impl DeltaBaseCache {
     /// entries, from the entry's own shard and then from the others, so the total never exceeds
     /// the budget and the new entry is never its own victim.
     pub fn insert(&self, key: CacheKey, value: CachedObject) {
-        let size = value.data.len();
+        let size = charge(value.data.len());
         if self.budget == 0 || size > self.budget / 2 {
             return;
         }
@@ -263,7 +273,7 @@ impl DeltaBaseCache {
                 shard.unlink(index);
                 let key = shard.nodes[index].key;
                 shard.map.remove(&key);
-                let size = shard.nodes[index].value.data.len();
+                let size = charge(shard.nodes[index].value.data.len());
                 shard.nodes[index].value.data = Arc::default();
                 shard.free.push(index);
                 shard.bytes -= size;
@@ -277,25 +287,26 @@ impl DeltaBaseCache {
 mod tests {
     use super::*;
 
-    fn object(len: usize) -> CachedObject {
+    /// An object that costs `cost` bytes of budget.
+    fn object(cost: usize) -> CachedObject {
         CachedObject {
             kind: ObjectKind::Blob,
-            data: vec![7u8; len].into(),
+            data: vec![7u8; cost - ENTRY_OVERHEAD].into(),
             depth: 0,
         }
     }
 
     #[test]
     fn evicts_least_recently_used_within_budget() {
-        let cache = DeltaBaseCache::new(1000);
+        let cache = DeltaBaseCache::new(10_000);
         for offset in 0..20u64 {
-            cache.insert((1, offset), object(100));
-            assert!(cache.bytes() <= 1000, "over budget after insert {offset}");
+            cache.insert((1, offset), object(1000));
+            assert!(cache.bytes() <= 10_000, "over budget after insert {offset}");
         }
         // The newest entries survive, the oldest are gone.
         assert!(cache.get(&(1, 19)).is_some());
         assert!(cache.get(&(1, 0)).is_none());
-        assert_eq!(cache.bytes(), 1000);
+        assert_eq!(cache.bytes(), 10_000);
     }
 
     #[test]
@@ -307,15 +318,15 @@ mod tests {
             .filter(|key| DeltaBaseCache::shard_of(key) == home)
             .take(12)
             .collect();
-        let cache = DeltaBaseCache::new(400);
-        cache.insert(keys[0], object(100));
+        let cache = DeltaBaseCache::new(4000);
+        cache.insert(keys[0], object(1000));
         for (i, key) in keys.iter().enumerate().skip(1) {
             assert!(
                 cache.get(&keys[0]).is_some(),
                 "touched entry evicted at insert {i}"
             );
-            cache.insert(*key, object(100));
-            assert!(cache.bytes() <= 400);
+            cache.insert(*key, object(1000));
+            assert!(cache.bytes() <= 4000);
         }
         assert!(
             cache.get(&keys[1]).is_none(),
@@ -325,15 +336,15 @@ mod tests {
 
     #[test]
     fn refuses_oversized_and_forgets_packs() {
-        let cache = DeltaBaseCache::new(1000);
-        cache.insert((1, 1), object(600));
+        let cache = DeltaBaseCache::new(10_000);
+        cache.insert((1, 1), object(6000));
         assert!(cache.get(&(1, 1)).is_none());
-        cache.insert((2, 1), object(100));
-        cache.insert((3, 1), object(100));
+        cache.insert((2, 1), object(1000));
+        cache.insert((3, 1), object(1000));
         cache.forget_pack(2);
         assert!(cache.get(&(2, 1)).is_none());
         assert!(cache.get(&(3, 1)).is_some());
-        assert_eq!(cache.bytes(), 100);
+        assert_eq!(cache.bytes(), 1000);
         assert!(DeltaBaseCache::new(0).get(&(3, 1)).is_none());
     }
 }

@@ -536,9 +536,9 @@ mod tests {
     fn caches_only_checkpoints_once_full() {
         let budget = 256 << 10;
         let (_dir, store, blobs) = single_chain(budget);
-        // Fill the budget with one-byte entries of a pack number no real pack has: every
+        // Fill the budget with tiny entries of a pack number no real pack has: every
         // insert from now on evicts, so the cache is never below its budget.
-        for offset in 0..budget as u64 {
+        for offset in 0..(budget / 100) as u64 {
             store.cache.insert(
                 (0, offset),
                 CachedObject {

@@ -39,7 +39,8 @@ pub use packset::{Location, MidxProblem, PackSet};
 pub struct Options {
     /// Read MIDX files (git's `core.multiPackIndex`, default true).
     pub use_midx: bool,
-    /// Bytes of decoded delta bases kept for reuse (0 disables the cache).
+    /// Bytes of decoded delta bases kept for reuse, each entry's bookkeeping included (0
+    /// disables the cache).
     pub delta_cache_bytes: usize,
     /// Soft limit on bytes of pack data mapped at once; least-recently-used packs are unmapped
     /// beyond it (a pack being read stays mapped even if it alone exceeds the limit).
