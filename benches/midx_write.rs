@@ -11,7 +11,7 @@
 use std::ffi::{CString, c_int};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use libgit2_sys as raw;
@@ -34,17 +34,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 mod git_env;
 
 fn git(dir: &Path, args: &[&str], input: Option<&[u8]>) {
-    let mut child = git_env::git_command(dir, args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("git runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    if let Some(input) = input {
-        stdin.write_all(input).expect("write stdin");
-    }
-    drop(stdin);
-    assert!(child.wait().expect("git").success(), "git {args:?}");
+    git_env::git_bytes(dir, args, input.unwrap_or_default());
 }
 
 /// `packs` packs of `objects` fresh blobs each (via fast-import), plus one pack with all of them.
@@ -59,21 +49,19 @@ fn build_repo(dir: &Path, packs: usize, objects: usize) {
         git(dir, &["fast-import", "--quiet"], Some(&stream));
     }
     // Every object once more, in one pack: duplicates for the selection.
-    let listing = git_env::git_command(
+    let listing = git_env::git_bytes(
         dir,
         &[
             "cat-file",
             "--batch-all-objects",
             "--batch-check=%(objectname)",
         ],
-    )
-    .output()
-    .expect("git cat-file");
-    assert!(listing.status.success(), "git cat-file");
+        b"",
+    );
     git(
         dir,
         &["pack-objects", "-q", "objects/pack/pack"],
-        Some(&listing.stdout),
+        Some(&listing),
     );
     // Distinct mtimes, so git and odbpack select identically.
     let pack_dir = dir.join("objects/pack");

@@ -663,25 +663,9 @@ mod tests {
         use crate::zlib;
         use std::collections::HashMap;
         use std::path::{Path, PathBuf};
-        use std::process::Stdio;
 
         fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
-            let mut cmd = crate::test_git::git_command(dir, args);
-            cmd.stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut child = cmd.spawn().expect("spawn git");
-            let input = stdin.unwrap_or_default().to_vec();
-            let mut pipe = child.stdin.take().expect("stdin piped");
-            let writer = std::thread::spawn(move || pipe.write_all(&input));
-            let output = child.wait_with_output().expect("wait for git");
-            writer.join().expect("writer thread").expect("write stdin");
-            assert!(
-                output.status.success(),
-                "git {args:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            output.stdout
+            crate::test_git::git_bytes(dir, args, stdin.unwrap_or_default())
         }
 
         /// A repository with many versions of a few files, so packs hold delta chains.

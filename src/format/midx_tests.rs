@@ -4,10 +4,9 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::PrefixMatch;
 use super::midx::{Error, MultiPackIndex, PackEntries, Problem, parse_chain, verify};
@@ -18,27 +17,7 @@ fn git_cmd(dir: &Path, args: &[&str]) -> Command {
     crate::test_git::git_command(dir, args)
 }
 
-fn run(mut cmd: Command, stdin: &[u8]) -> Vec<u8> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("git runs");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(stdin)
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("git finishes");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+use crate::test_git::run_with_input as run;
 
 fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
     run(git_cmd(dir, args), b"")

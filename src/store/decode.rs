@@ -401,23 +401,8 @@ mod tests {
     use crate::store::Options;
 
     fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> String {
-        use std::io::Write;
-        let mut command = crate::test_git::git_command(dir, args);
-        command
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped());
-        let mut child = command.spawn().expect("git runs");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input)
-                .expect("feed git");
-        }
-        let output = child.wait_with_output().expect("git finishes");
-        assert!(output.status.success(), "git {args:?} failed");
-        String::from_utf8(output.stdout).expect("utf-8")
+        let stdout = crate::test_git::git_bytes(dir, args, stdin.unwrap_or_default());
+        String::from_utf8(stdout).expect("utf-8")
     }
 
     /// One pack holding a single delta chain: 12 versions of one blob, each a small edit of the

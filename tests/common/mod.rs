@@ -11,7 +11,7 @@ use std::sync::Once;
 
 mod git_env;
 
-pub use git_env::git_command;
+pub use git_env::{git_bytes, git_command};
 use libgit2_sys as raw;
 use odbpack::ffi::{odbpack_backend_new_ext, odbpack_options};
 
@@ -34,30 +34,6 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("utf-8 output")
-}
-
-/// Runs git with `input` on stdin; returns stdout bytes (binary-safe: packs).
-pub fn git_bytes(dir: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child = git_command(dir, args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("git runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    // A failing git may close stdin early: report its stderr, not the broken pipe.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let output = child.wait_with_output().expect("git finishes");
-    writer.join().expect("stdin writer");
-    assert!(
-        output.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
 }
 
 /// Runs git with `input` on stdin; returns stdout as text.
