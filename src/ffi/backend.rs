@@ -224,6 +224,18 @@ struct HostSink<'a> {
     len: usize,
 }
 
+impl<'a> HostSink<'a> {
+    /// A sink that has not allocated yet.
+    fn new(host: &'a HostApi, backend: *mut git_odb_backend) -> HostSink<'a> {
+        HostSink {
+            host,
+            backend,
+            data: ptr::null_mut(),
+            len: 0,
+        }
+    }
+}
+
 impl ObjectSink for HostSink<'_> {
     fn buffer(&mut self, _kind: ObjectKind, len: usize) -> Result<&mut [u8]> {
         self.release();
@@ -314,12 +326,7 @@ unsafe extern "C" fn slot_read(
         check_out(type_p, "type")?;
         // SAFETY: libgit2 passes a valid id.
         let oid = unsafe { oid_arg(oid) }?;
-        let mut sink = HostSink {
-            host,
-            backend: backend_p,
-            data: ptr::null_mut(),
-            len: 0,
-        };
+        let mut sink = HostSink::new(host, backend_p);
         let kind = backend.store.read(&oid, &backend.hint, &mut sink)?;
         // SAFETY: the out-pointers were checked non-NULL above.
         unsafe { sink.hand_over(data_p, len_p, type_p, kind) };
@@ -345,12 +352,7 @@ unsafe extern "C" fn slot_read_prefix(
         check_out(type_p, "type")?;
         // SAFETY: libgit2 passes a valid id.
         let prefix = prefix_arg(unsafe { oid_arg(short_oid) }?, hex_len)?;
-        let mut sink = HostSink {
-            host,
-            backend: backend_p,
-            data: ptr::null_mut(),
-            len: 0,
-        };
+        let mut sink = HostSink::new(host, backend_p);
         let (oid, kind) = backend
             .store
             .read_prefix(&prefix, &backend.hint, &mut sink)?;

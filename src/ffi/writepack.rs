@@ -47,6 +47,23 @@ unsafe fn writepack_mut<'a>(writepack: *mut git_odb_writepack) -> Option<&'a mut
     unsafe { writepack.cast::<Writepack>().as_mut() }
 }
 
+/// The shape of the `int`-returning writepack entry points, as `slot` is for the backend's: the
+/// writepack's host functions (or the discovered ones), the panic boundary, the NULL check and
+/// the one error mapping.
+fn writepack_call(
+    name: &'static str,
+    writepack: Option<&mut Writepack>,
+    body: impl FnOnce(&mut Writepack) -> crate::Result<c_int>,
+) -> c_int {
+    let host = writepack
+        .as_ref()
+        .map_or_else(HostApi::discovered, |w| w.host);
+    call(name, &host, || match writepack {
+        Some(writepack) => body(writepack),
+        None => Err(Error::InvalidArgument("NULL writepack".into())),
+    })
+}
+
 /// Copies our counters into the caller's struct (never `received_bytes`, which the transport
 /// owns) and runs the caller's callback.
 fn report_progress(
@@ -118,11 +135,7 @@ unsafe extern "C" fn wp_append(
 ) -> c_int {
     // SAFETY: libgit2 passes the writepack we created.
     let writepack = unsafe { writepack_mut(writepack_p) };
-    let host = writepack
-        .as_ref()
-        .map_or_else(HostApi::discovered, |w| w.host);
-    call("writepack append", &host, || {
-        let writepack = writepack.ok_or_else(|| Error::InvalidArgument("NULL writepack".into()))?;
+    writepack_call("writepack append", writepack, |writepack| {
         let bytes: &[u8] = if size == 0 {
             &[]
         } else if data.is_null() {
@@ -145,11 +158,7 @@ unsafe extern "C" fn wp_commit(
 ) -> c_int {
     // SAFETY: libgit2 passes the writepack we created.
     let writepack = unsafe { writepack_mut(writepack_p) };
-    let host = writepack
-        .as_ref()
-        .map_or_else(HostApi::discovered, |w| w.host);
-    call("writepack commit", &host, || {
-        let writepack = writepack.ok_or_else(|| Error::InvalidArgument("NULL writepack".into()))?;
+    writepack_call("writepack commit", writepack, |writepack| {
         let (callback, payload, odb, host) = (
             writepack.callback,
             writepack.payload,
