@@ -10,6 +10,7 @@ use std::process::Command;
 
 use super::PrefixMatch;
 use super::midx::{Error, MultiPackIndex, PackEntries, Problem, parse_chain, verify};
+use super::midx_write::tests::VecPack;
 use super::midx_write::{self, PackInput, WriteOptions, write_midx, write_rev_file};
 use crate::oid::{ObjectId, Prefix};
 
@@ -28,21 +29,7 @@ fn git_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
 }
 
 /// A pack index's entries, from `git show-index` (`offset id (crc)` per line, id order).
-struct ShownIndex(Vec<(ObjectId, u64)>);
-
-impl PackEntries for ShownIndex {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn oid_at(&self, i: usize) -> ObjectId {
-        self.0[i].0
-    }
-    fn offset_at(&self, i: usize) -> u64 {
-        self.0[i].1
-    }
-}
-
-fn show_index(dir: &Path, idx: &Path) -> ShownIndex {
+fn show_index(dir: &Path, idx: &Path) -> VecPack {
     let out = git_in(dir, &["show-index"], &fs::read(idx).expect("read idx"));
     let text = String::from_utf8(out).expect("utf8");
     let mut entries: Vec<(ObjectId, u64)> = text
@@ -59,13 +46,13 @@ fn show_index(dir: &Path, idx: &Path) -> ShownIndex {
         })
         .collect();
     entries.sort();
-    ShownIndex(entries)
+    VecPack(entries)
 }
 
 /// The packs of a pack directory: (`.idx` name, `.pack` mtime, entries), sorted by name as the
 /// store passes them.
 struct PackDir {
-    packs: Vec<(String, i64, ShownIndex)>,
+    packs: Vec<(String, i64, VecPack)>,
 }
 
 impl PackDir {
@@ -111,7 +98,7 @@ impl PackDir {
             .collect()
     }
 
-    fn by_name(&self, name: &str) -> Option<&ShownIndex> {
+    fn by_name(&self, name: &str) -> Option<&VecPack> {
         self.packs.iter().find(|p| p.0 == name).map(|p| &p.2)
     }
 
@@ -311,7 +298,7 @@ fn writer_matches_git_plain_bitmap_and_preferred() {
     assert_eq!(ours(dir, options), git_bitmap);
 
     // A preferred pack that is neither newest nor oldest, named in its `.pack` form.
-    let mut by_mtime: Vec<&(String, i64, ShownIndex)> = packs.packs.iter().collect();
+    let mut by_mtime: Vec<&(String, i64, VecPack)> = packs.packs.iter().collect();
     by_mtime.sort_by_key(|p| p.1);
     let middle = by_mtime[2].0.replace(".idx", ".pack");
     let arg = format!("--preferred-pack={middle}");
@@ -619,7 +606,7 @@ fn large_offset_chunk_cleared_is_out_of_bounds() {
 #[test]
 fn empty_midx_fails_verify_and_v2_names() {
     // A MIDX with one empty pack: our writer produces it; verify says "no oid".
-    let empty = ShownIndex(Vec::new());
+    let empty = VecPack(Vec::new());
     let inputs = [PackInput {
         idx_name: "pack-e.idx",
         mtime: 0,
@@ -633,7 +620,7 @@ fn empty_midx_fails_verify_and_v2_names() {
     assert_eq!(problems[0].to_string(), "the midx contains no oid");
 
     // v2 accepts any PNAM order, still no duplicates.
-    let a = ShownIndex(vec![(ObjectId([1; 20]), 12)]);
+    let a = VecPack(vec![(ObjectId([1; 20]), 12)]);
     let inputs = [
         PackInput {
             idx_name: "pack-a.idx",

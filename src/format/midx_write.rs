@@ -635,12 +635,12 @@ impl<'p, 'a> Merge<'p, 'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::format::midx::MultiPackIndex;
 
-    /// Entries as (id, offset), sorted by id.
-    struct VecPack(Vec<(ObjectId, u64)>);
+    /// Entries as (id, offset), sorted by id (also what `midx_tests` reads from git).
+    pub(in crate::format) struct VecPack(pub(in crate::format) Vec<(ObjectId, u64)>);
 
     impl PackEntries for VecPack {
         fn len(&self) -> usize {
