@@ -186,6 +186,9 @@ pub struct DeltaBaseCache {
     shards: Box<[Mutex<Shard>]>,
     budget: usize,
     total: AtomicUsize,
+    /// The key of the last lookup that hit, so tests can tell which entry served a read.
+    #[cfg(test)]
+    pub(crate) last_hit: Mutex<Option<CacheKey>>,
 }
 
 impl std::fmt::Debug for DeltaBaseCache {
@@ -204,6 +207,8 @@ impl DeltaBaseCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
             budget,
             total: AtomicUsize::new(0),
+            #[cfg(test)]
+            last_hit: Mutex::new(None),
         }
     }
 
@@ -228,7 +233,12 @@ impl DeltaBaseCache {
         if self.budget == 0 || self.total.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        self.shards[Self::shard_of(key)].lock().get(key)
+        let found = self.shards[Self::shard_of(key)].lock().get(key);
+        #[cfg(test)]
+        if found.is_some() {
+            *self.last_hit.lock() = Some(*key);
+        }
+        found
     }
 
     /// Inserts an entry unless it is larger than half the budget (one huge base would otherwise
