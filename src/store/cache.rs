@@ -1,5 +1,6 @@
 //! The shared delta-base cache: decoded objects that delta chains are built on, keyed by
-//! (pack, offset), bounded in bytes, evicting least-recently-used entries one at a time.
+//! (pack, offset), bounded in bytes, evicting entries one at a time by CLOCK (second chance): an
+//! LRU approximation whose hits write nothing but a bit in the entry they read.
 //!
 //! libgit2 keeps 16 MiB per pack, never caches bases over 1 MiB and drops *everything* when full;
 //! this cache is one budget for the whole store, takes big bases too (up to the budget of a
@@ -10,10 +11,11 @@
 //! asked for is looked up here first, so a cached base is served by a copy, as in libgit2.
 //!
 //! It is sharded so that threads reading different objects rarely meet on a lock: a shard is a
-//! small LRU (hash map + intrusive doubly-linked list in a slab). The byte total is global; an
-//! insert that pushes it over budget evicts from its own shard first, then from the others.
+//! hash table with the entries inline and a ring of its keys for the clock hand. The byte total
+//! is global; an insert that pushes it over budget evicts from its own shard first, then from the
+//! others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,14 +28,14 @@ const SHARDS: usize = 16;
 
 /// Memory an entry costs beyond its object bytes, charged to the budget so that the budget
 /// bounds memory rather than payload: the `Arc` and `Vec` headers and their allocations, the
-/// slab node and the hash-map slot (about 150 bytes on 64-bit; objects average ~2 KiB).
+/// hash-table bucket and the ring slot, with the slack of both tables' growth (100 to 180 bytes
+/// on 64-bit; objects average ~2 KiB).
 const ENTRY_OVERHEAD: usize = 160;
 
 /// What an object of `len` bytes costs the budget.
 fn charge(len: usize) -> usize {
     len.saturating_add(ENTRY_OVERHEAD)
 }
-const NIL: usize = usize::MAX;
 
 /// Identifies an entry: the store-unique pack number and the entry's offset in that pack.
 pub type CacheKey = (u64, u64);
@@ -72,67 +74,31 @@ pub struct CachedObject {
     pub depth: u32,
 }
 
-struct Node {
-    key: CacheKey,
+/// An entry and its second-chance bit.
+struct Slot {
     value: CachedObject,
-    prev: usize,
-    next: usize,
+    /// Set by a hit, cleared when the clock hand passes: an entry is evicted only if it was not
+    /// used since the hand last passed it.
+    referenced: bool,
 }
 
+/// One lock's worth of the cache: a CLOCK (second-chance) cache. A hit only sets a bit in the
+/// entry it already reads, where an LRU list would relink three other nodes — on a table far
+/// larger than the CPU caches, each of those is a cache miss on every hit.
 #[derive(Default)]
 struct Shard {
-    map: HashMap<CacheKey, usize, BuildHasherDefault<KeyHasher>>,
-    nodes: Vec<Node>,
-    free: Vec<usize>,
-    /// Most recently used.
-    head: usize,
-    /// Least recently used.
-    tail: usize,
+    /// Entries inline in the table: a lookup touches the control bytes and the bucket.
+    map: HashMap<CacheKey, Slot, BuildHasherDefault<KeyHasher>>,
+    /// Every key of `map` once, in insertion order; the front is under the clock hand.
+    ring: VecDeque<CacheKey>,
     bytes: usize,
 }
 
 impl Shard {
-    fn new() -> Shard {
-        Shard {
-            head: NIL,
-            tail: NIL,
-            ..Shard::default()
-        }
-    }
-
-    fn unlink(&mut self, index: usize) {
-        let (prev, next) = (self.nodes[index].prev, self.nodes[index].next);
-        if prev == NIL {
-            self.head = next;
-        } else {
-            self.nodes[prev].next = next;
-        }
-        if next == NIL {
-            self.tail = prev;
-        } else {
-            self.nodes[next].prev = prev;
-        }
-    }
-
-    fn push_front(&mut self, index: usize) {
-        self.nodes[index].prev = NIL;
-        self.nodes[index].next = self.head;
-        if self.head != NIL {
-            self.nodes[self.head].prev = index;
-        }
-        self.head = index;
-        if self.tail == NIL {
-            self.tail = index;
-        }
-    }
-
     fn get(&mut self, key: &CacheKey) -> Option<CachedObject> {
-        let index = *self.map.get(key)?;
-        if self.head != index {
-            self.unlink(index);
-            self.push_front(index);
-        }
-        Some(self.nodes[index].value.clone())
+        let slot = self.map.get_mut(key)?;
+        slot.referenced = true;
+        Some(slot.value.clone())
     }
 
     /// Inserts; returns the bytes added (0 when the key was already present).
@@ -141,43 +107,36 @@ impl Shard {
             return 0;
         }
         let size = charge(value.data.len());
-        let node = Node {
+        self.map.insert(
             key,
-            value,
-            prev: NIL,
-            next: NIL,
-        };
-        let index = match self.free.pop() {
-            Some(index) => {
-                self.nodes[index] = node;
-                index
-            }
-            None => {
-                self.nodes.push(node);
-                self.nodes.len() - 1
-            }
-        };
-        self.map.insert(key, index);
-        self.push_front(index);
+            Slot {
+                value,
+                referenced: false,
+            },
+        );
+        self.ring.push_back(key);
         self.bytes += size;
         size
     }
 
-    /// Evicts the least recently used entry; returns its size, or `None` when empty.
+    /// Evicts the first entry under the clock hand not used since the hand last passed it;
+    /// returns its size, or `None` when empty.
     fn evict_one(&mut self) -> Option<usize> {
-        let index = self.tail;
-        if index == NIL {
-            return None;
+        while let Some(key) = self.ring.pop_front() {
+            let Some(slot) = self.map.get_mut(&key) else {
+                continue;
+            };
+            if slot.referenced {
+                slot.referenced = false;
+                self.ring.push_back(key);
+                continue;
+            }
+            let size = charge(slot.value.data.len());
+            self.map.remove(&key);
+            self.bytes -= size;
+            return Some(size);
         }
-        self.unlink(index);
-        let key = self.nodes[index].key;
-        self.map.remove(&key);
-        let size = charge(self.nodes[index].value.data.len());
-        // Drop the bytes now rather than when the slot is reused.
-        self.nodes[index].value.data = Arc::default();
-        self.free.push(index);
-        self.bytes -= size;
-        Some(size)
+        None
     }
 }
 
@@ -204,7 +163,7 @@ impl DeltaBaseCache {
     /// A cache holding at most `budget` bytes of object data (0 disables it).
     pub fn new(budget: usize) -> DeltaBaseCache {
         DeltaBaseCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             budget,
             total: AtomicUsize::new(0),
             #[cfg(test)]
@@ -242,8 +201,8 @@ impl DeltaBaseCache {
     }
 
     /// Inserts an entry unless it is larger than half the budget (one huge base would otherwise
-    /// flush everything else for a single use). Room is made first by evicting least-recently-used
-    /// entries, from the entry's own shard and then from the others, so the total never exceeds
+    /// flush everything else for a single use). Room is made first by evicting entries not used since the
+    /// clock hand last passed them, from the entry's own shard and then from the others, so the total never exceeds
     /// the budget and the new entry is never its own victim.
     pub fn insert(&self, key: CacheKey, value: CachedObject) {
         let size = charge(value.data.len());
@@ -273,22 +232,17 @@ impl DeltaBaseCache {
     pub fn forget_pack(&self, pack: u64) {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
-            let doomed: Vec<usize> = shard
-                .map
-                .iter()
-                .filter(|(key, _)| key.0 == pack)
-                .map(|(_, &i)| i)
-                .collect();
-            for index in doomed {
-                shard.unlink(index);
-                let key = shard.nodes[index].key;
-                shard.map.remove(&key);
-                let size = charge(shard.nodes[index].value.data.len());
-                shard.nodes[index].value.data = Arc::default();
-                shard.free.push(index);
-                shard.bytes -= size;
-                self.total.fetch_sub(size, Ordering::Relaxed);
-            }
+            let mut freed = 0;
+            shard.map.retain(|key, slot| {
+                let keep = key.0 != pack;
+                if !keep {
+                    freed += charge(slot.value.data.len());
+                }
+                keep
+            });
+            shard.ring.retain(|key| key.0 != pack);
+            shard.bytes -= freed;
+            self.total.fetch_sub(freed, Ordering::Relaxed);
         }
     }
 }
@@ -321,7 +275,7 @@ mod tests {
 
     #[test]
     fn recently_used_entry_survives() {
-        // Keys of one shard, so eviction order is exactly LRU.
+        // Keys of one shard, so the clock hand sweeps them in insertion order.
         let home = DeltaBaseCache::shard_of(&(1, 0));
         let keys: Vec<CacheKey> = (0..10_000u64)
             .map(|offset| (1, offset))
