@@ -228,6 +228,15 @@ impl DeltaBaseCache {
         self.total.fetch_add(added, Ordering::Relaxed);
     }
 
+    /// Drops every entry.
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            self.total.fetch_sub(shard.bytes, Ordering::Relaxed);
+            *shard = Shard::default();
+        }
+    }
+
     /// Drops every entry of one pack (when the pack leaves the store).
     pub fn forget_pack(&self, pack: u64) {
         for shard in self.shards.iter() {

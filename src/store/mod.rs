@@ -99,6 +99,16 @@ impl std::fmt::Debug for Store {
     }
 }
 
+impl Drop for Store {
+    /// The cache can be hundreds of MiB of small allocations: free them, then let the allocator
+    /// return the pages, so a process that closes a repository and opens another (or the same
+    /// one again) does not carry the old cache's memory as fragmentation under the new one.
+    fn drop(&mut self) {
+        self.cache.clear();
+        crate::mmap::release_free_memory();
+    }
+}
+
 /// Stores alive in this process: (canonical objects directory, options, store).
 type Registry = Mutex<Vec<(PathBuf, Options, Weak<Store>)>>;
 
