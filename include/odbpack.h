@@ -40,8 +40,8 @@ typedef struct odbpack_options {
   int use_midx;
   /**
    * Bytes of decoded delta bases shared by all backends on the directory, each entry's
-   * bookkeeping included (default 256 MiB; libgit2 keeps up to 16 MiB per pack, without a
-   * total bound).
+   * bookkeeping included, a 16th of it for remembered object types and sizes (default
+   * 256 MiB; libgit2 keeps up to 16 MiB per pack, without a total bound).
    */
   size_t delta_cache_bytes;
   /**

@@ -34,8 +34,8 @@ pub struct odbpack_options {
     /// Non-zero: read `multi-pack-index` files and chains (git's `core.multiPackIndex`, default 1).
     pub use_midx: c_int,
     /// Bytes of decoded delta bases shared by all backends on the directory, each entry's
-    /// bookkeeping included (default 256 MiB; libgit2 keeps up to 16 MiB per pack, without a
-    /// total bound).
+    /// bookkeeping included, a 16th of it for remembered object types and sizes (default
+    /// 256 MiB; libgit2 keeps up to 16 MiB per pack, without a total bound).
     pub delta_cache_bytes: usize,
     /// Soft limit on mapped pack data (default 8 GiB on 64-bit hosts).
     pub max_mapped_bytes: u64,

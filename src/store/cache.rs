@@ -24,7 +24,8 @@ use parking_lot::Mutex;
 
 use crate::format::pack::ObjectKind;
 
-const SHARDS: usize = 16;
+/// Shards of the tables keyed by [`CacheKey`] (this cache and the header memo).
+pub(super) const SHARDS: usize = 16;
 
 /// Memory an entry costs beyond its object bytes, charged to the budget so that the budget
 /// bounds memory rather than payload: the `Arc` and `Vec` headers and their allocations, the
@@ -43,7 +44,7 @@ pub type CacheKey = (u64, u64);
 /// Keys are two integers from our own numbering, not attacker-chosen strings: a multiply-mix is
 /// enough and costs a fraction of SipHash on every chain step.
 #[derive(Default)]
-struct KeyHasher(u64);
+pub(super) struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -59,6 +60,13 @@ impl Hasher for KeyHasher {
     fn write_u64(&mut self, value: u64) {
         self.0 = (self.0.rotate_left(26) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
+}
+
+/// The shard of a key, for the sharded tables keyed by [`CacheKey`].
+pub(super) fn shard_of(key: &CacheKey) -> usize {
+    // Offsets are spread well; mixing in the pack number keeps two packs' early entries apart.
+    let mixed = key.1 ^ key.0.rotate_left(29);
+    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS
 }
 
 /// A cached, fully decoded object.
@@ -171,12 +179,6 @@ impl DeltaBaseCache {
         }
     }
 
-    fn shard_of(key: &CacheKey) -> usize {
-        // Offsets are spread well; mixing in the pack number keeps two packs' early entries apart.
-        let mixed = key.1 ^ key.0.rotate_left(29);
-        (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS
-    }
-
     /// Bytes charged to the budget: object bytes plus a fixed per-entry overhead.
     pub fn bytes(&self) -> usize {
         self.total.load(Ordering::Relaxed)
@@ -192,7 +194,7 @@ impl DeltaBaseCache {
         if self.budget == 0 || self.total.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        let found = self.shards[Self::shard_of(key)].lock().get(key);
+        let found = self.shards[shard_of(key)].lock().get(key);
         #[cfg(test)]
         if found.is_some() {
             *self.last_hit.lock() = Some(*key);
@@ -209,7 +211,7 @@ impl DeltaBaseCache {
         if self.budget == 0 || size > self.budget / 2 {
             return;
         }
-        let home = Self::shard_of(&key);
+        let home = shard_of(&key);
         let mut shard = home;
         let mut empty_shards = 0;
         while self.total.load(Ordering::Relaxed) + size > self.budget && empty_shards < SHARDS {
@@ -285,10 +287,10 @@ mod tests {
     #[test]
     fn recently_used_entry_survives() {
         // Keys of one shard, so the clock hand sweeps them in insertion order.
-        let home = DeltaBaseCache::shard_of(&(1, 0));
+        let home = shard_of(&(1, 0));
         let keys: Vec<CacheKey> = (0..10_000u64)
             .map(|offset| (1, offset))
-            .filter(|key| DeltaBaseCache::shard_of(key) == home)
+            .filter(|key| shard_of(key) == home)
             .take(12)
             .collect();
         let cache = DeltaBaseCache::new(4000);

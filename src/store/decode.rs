@@ -322,24 +322,52 @@ impl Store {
 
     /// Final type and size of the object at `location`, reading only entry headers and the
     /// first bytes of one delta (libgit2 #3759: never inflate whole objects for a header).
+    ///
+    /// What it learns goes to the header memo: the size of the requested entry, and the type of
+    /// every entry walked, so no chain is walked twice while the memo holds it.
     pub(crate) fn decode_header(
         &self,
         set: &PackSet,
         location: &Location,
     ) -> Result<(ObjectKind, u64)> {
+        let requested = (location.pack.number, location.offset);
         let mut pack = location.pack.clone();
         let mut data = self.pack_data(&pack)?;
         let mut offset = location.offset;
         let mut size = None;
+        // Delta entries walked below the requested one: they share its type.
+        let mut walked = Vec::new();
+        let mut kind = None;
         for _ in 0..=MAX_CHAIN {
+            let key = (pack.number, offset);
+            if let Some((known_kind, known_size)) = self.headers.get(&key) {
+                if size.is_some() || known_size.is_some() {
+                    size = size.or(known_size);
+                    kind = Some(known_kind);
+                    break;
+                }
+                // The type of the requested entry is known, not its size.
+                let entry = self.parse_entry(&pack, &data, offset)?;
+                size = Some(match entry.kind {
+                    EntryKind::Base(_) => entry.size,
+                    _ => self.delta_result_size(&pack, &data, offset, &entry)?,
+                });
+                kind = Some(known_kind);
+                break;
+            }
             if size.is_some()
-                && let Some(cached) = self.cache.get(&(pack.number, offset))
+                && let Some(cached) = self.cache.get(&key)
             {
-                return Ok((cached.kind, size.unwrap_or_default()));
+                kind = Some(cached.kind);
+                break;
             }
             let entry = self.parse_entry(&pack, &data, offset)?;
             let base_location = match entry.kind {
-                EntryKind::Base(kind) => return Ok((kind, size.unwrap_or(entry.size))),
+                EntryKind::Base(base_kind) => {
+                    size = size.or(Some(entry.size));
+                    kind = Some(base_kind);
+                    break;
+                }
                 EntryKind::OfsDelta { base_offset } => Location {
                     pack: pack.clone(),
                     offset: base_offset,
@@ -348,6 +376,8 @@ impl Store {
             };
             if size.is_none() {
                 size = Some(self.delta_result_size(&pack, &data, offset, &entry)?);
+            } else {
+                walked.push(key);
             }
             if !Arc::ptr_eq(&base_location.pack, &pack) {
                 data = self.pack_data(&base_location.pack)?;
@@ -355,10 +385,17 @@ impl Store {
             }
             offset = base_location.offset;
         }
-        Err(Error::Limit {
-            path: pack.pack_path().to_owned(),
-            what: format!("delta chain longer than {MAX_CHAIN} (a loop?) at offset {offset}"),
-        })
+        let (Some(kind), Some(size)) = (kind, size) else {
+            return Err(Error::Limit {
+                path: pack.pack_path().to_owned(),
+                what: format!("delta chain longer than {MAX_CHAIN} (a loop?) at offset {offset}"),
+            });
+        };
+        self.headers.remember(requested, kind, Some(size));
+        for key in walked {
+            self.headers.remember(key, kind, None);
+        }
+        Ok((kind, size))
     }
 
     /// The result size a delta declares, from the first bytes of its stream.
@@ -543,6 +580,42 @@ mod tests {
         let checkpoints: Vec<u32> = (0..depth).filter(|d| d % CHECKPOINT_SPACING == 0).collect();
         assert_eq!(cached_depths(&store, &blobs), checkpoints);
         assert!(store.cached_bytes() <= budget);
+    }
+
+    #[test]
+    fn headers_teach_the_memo_the_whole_chain() {
+        let (_dir, store, blobs) = single_chain(64 << 20);
+        let pack = store.snapshot().packs().next().expect("one pack").number;
+        let header = |id: &ObjectId| {
+            store
+                .read_header(id, &AtomicUsize::new(0))
+                .expect("read_header")
+        };
+        let &(deepest, deepest_offset, depth) =
+            blobs.iter().max_by_key(|blob| blob.2).expect("blobs");
+        let expected = |id: &ObjectId| (ObjectKind::Blob, git_object(&store, id).len() as u64);
+        assert_eq!(header(&deepest), expected(&deepest));
+        // The requested entry with its size, the deltas walked below it with their type only.
+        for &(_, offset, blob_depth) in &blobs {
+            let remembered = store.headers.get(&(pack, offset));
+            let wanted = match blob_depth {
+                0 => None,
+                d if d == depth => Some((ObjectKind::Blob, Some(expected(&deepest).1))),
+                _ => Some((ObjectKind::Blob, None)),
+            };
+            assert_eq!(remembered, wanted, "memo at depth {blob_depth}");
+        }
+        assert!(store.headers.get(&(pack, deepest_offset)).is_some());
+        // Every header, asked twice (learnt, then remembered), is git's.
+        for _ in 0..2 {
+            for (id, offset, _) in &blobs {
+                assert_eq!(header(id), expected(id), "header of {id}");
+                assert_eq!(
+                    store.headers.get(&(pack, *offset)),
+                    Some((ObjectKind::Blob, Some(expected(id).1)))
+                );
+            }
+        }
     }
 
     fn git_object(store: &Store, id: &ObjectId) -> Vec<u8> {

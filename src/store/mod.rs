@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod decode;
+pub mod headers;
 pub mod midx;
 pub mod pack;
 pub mod packset;
@@ -29,6 +30,7 @@ use crate::oid::{HASH_LEN, ObjectId, Prefix};
 
 use cache::DeltaBaseCache;
 pub use decode::{ObjectSink, VecSink};
+use headers::HeaderMemo;
 use pack::MapCounter;
 use packset::{DirStamp, Scanner};
 pub use packset::{Location, MidxProblem, PackSet};
@@ -39,8 +41,8 @@ pub use packset::{Location, MidxProblem, PackSet};
 pub struct Options {
     /// Read MIDX files (git's `core.multiPackIndex`, default true).
     pub use_midx: bool,
-    /// Bytes of decoded delta bases kept for reuse, each entry's bookkeeping included (0
-    /// disables the cache).
+    /// Bytes of decoded delta bases kept for reuse, each entry's bookkeeping included, and of
+    /// the types and sizes `read_header` has resolved (a 16th of it); 0 disables both.
     pub delta_cache_bytes: usize,
     /// Soft limit on bytes of pack data mapped at once; least-recently-used packs are unmapped
     /// beyond it (a pack being read stays mapped even if it alone exceeds the limit).
@@ -75,6 +77,11 @@ impl Default for Options {
     }
 }
 
+/// The header memo takes 1/`HEADER_MEMO_SHARE` of the cache budget (16 MiB of the default 256:
+/// about 260k entries, more than the objects of a 200k-object history), the delta-base cache
+/// the rest.
+const HEADER_MEMO_SHARE: usize = 16;
+
 /// The shared store of one objects directory.
 pub struct Store {
     objects_dir: PathBuf,
@@ -84,6 +91,8 @@ pub struct Store {
     /// Serialises snapshot rebuilds; readers never take it.
     refresh_lock: Mutex<()>,
     cache: DeltaBaseCache,
+    /// Types and sizes `read_header` has resolved.
+    headers: HeaderMemo,
     maps: Arc<MapCounter>,
     next_pack_number: AtomicU64,
     /// Advances whenever a pack is mapped; packs remember the epoch of their last read.
@@ -161,7 +170,10 @@ impl Store {
         Store {
             pack_dir: objects_dir.join("pack"),
             objects_dir,
-            cache: DeltaBaseCache::new(options.delta_cache_bytes),
+            cache: DeltaBaseCache::new(
+                options.delta_cache_bytes - options.delta_cache_bytes / HEADER_MEMO_SHARE,
+            ),
+            headers: HeaderMemo::new(options.delta_cache_bytes / HEADER_MEMO_SHARE),
             options,
             snapshot: ArcSwap::from_pointee(PackSet::default()),
             refresh_lock: Mutex::new(()),
@@ -270,6 +282,7 @@ impl Store {
                 .is_none_or(|kept| !Arc::ptr_eq(kept, pack))
             {
                 self.cache.forget_pack(pack.number);
+                self.headers.forget_pack(pack.number);
             }
         }
         *self.last_midx_problems.lock() = problems;
