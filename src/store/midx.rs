@@ -38,7 +38,7 @@ use crate::mmap::Mmap;
 use crate::oid::ObjectId;
 
 use super::Store;
-use super::pack::IndexMap;
+use super::pack::{IndexMap, Pack};
 use super::packset::{MIDX_CHAIN_DIR, MIDX_CHAIN_FILE, MIDX_NAME};
 
 /// Name of the lock file a MIDX write holds.
@@ -258,7 +258,18 @@ fn validate_offsets(index: &IndexMap, path: &Path) -> Result<()> {
 struct Loaded {
     idx_name: String,
     mtime: i64,
-    index: Arc<IndexMap>,
+    pack: Arc<Pack>,
+}
+
+impl Loaded {
+    /// Its input to the writer (the index is already loaded: this does not fail in practice).
+    fn input(&self) -> Result<PackInput<'_>> {
+        Ok(PackInput {
+            idx_name: &self.idx_name,
+            mtime: self.mtime,
+            entries: self.pack.index()?,
+        })
+    }
 }
 
 /// Every pack of the store's current snapshot (`exclude` left out), sorted by name, with fresh
@@ -272,12 +283,11 @@ fn load_packs(store: &Store, exclude: &dyn Fn(&str) -> bool) -> Result<Vec<Loade
         let Some(pack) = set.by_name.get(name) else {
             continue;
         };
-        let index = pack.index()?;
-        validate_offsets(&index, pack.idx_path())?;
+        validate_offsets(pack.index()?, pack.idx_path())?;
         loaded.push(Loaded {
             idx_name: name.clone(),
             mtime: pack_mtime(pack.pack_path())?,
-            index,
+            pack: pack.clone(),
         });
     }
     Ok(loaded)
@@ -300,14 +310,10 @@ fn rescan_all(store: &Store) -> Result<()> {
 pub fn write(store: &Store, options: WriteOptions<'_>) -> Result<Written> {
     store.refresh()?;
     let loaded = load_packs(store, &|_| false)?;
-    let inputs: Vec<PackInput<'_>> = loaded
+    let inputs = loaded
         .iter()
-        .map(|pack| PackInput {
-            idx_name: &pack.idx_name,
-            mtime: pack.mtime,
-            entries: &*pack.index,
-        })
-        .collect();
+        .map(Loaded::input)
+        .collect::<Result<Vec<_>>>()?;
     let written = write_packs(store.pack_dir(), &inputs, options)?;
     rescan_all(store)?;
     Ok(written)
@@ -509,11 +515,9 @@ pub fn expire(store: &Store, progress: Option<&mut dyn FnMut(u64, u64)>) -> Resu
             entries,
         })
         .collect();
-    inputs.extend(new.iter().map(|pack| PackInput {
-        idx_name: &pack.idx_name,
-        mtime: pack.mtime,
-        entries: &*pack.index,
-    }));
+    for pack in &new {
+        inputs.push(pack.input()?);
+    }
     let options = WriteOptions {
         preferred_pack: None,
         write_reverse_index: false,

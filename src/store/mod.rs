@@ -118,6 +118,10 @@ impl Drop for Store {
     }
 }
 
+/// The snapshot a read works on, borrowed without touching the shared reference count (which
+/// every thread's every read would otherwise bounce between cores).
+type Snapshot = arc_swap::Guard<Arc<PackSet>>;
+
 /// Stores alive in this process: (canonical objects directory, options, store).
 type Registry = Mutex<Vec<(PathBuf, Options, Weak<Store>)>>;
 
@@ -329,12 +333,8 @@ impl Store {
         })
     }
 
-    fn locate(
-        &self,
-        oid: &ObjectId,
-        hint: &AtomicUsize,
-    ) -> Result<Option<(Arc<PackSet>, Location)>> {
-        let set = self.snapshot.load_full();
+    fn locate(&self, oid: &ObjectId, hint: &AtomicUsize) -> Result<Option<(Snapshot, Location)>> {
+        let set = self.snapshot.load();
         let found = set.locate(oid, hint.load(Ordering::Relaxed))?;
         Ok(found.map(|(location, position)| {
             if let Some(position) = position {
@@ -383,7 +383,7 @@ impl Store {
             let oid = *prefix.id();
             return self.read(&oid, hint, sink).map(|kind| (oid, kind));
         }
-        let set = self.snapshot.load_full();
+        let set = self.snapshot.load();
         let (oid, location) = set.locate_prefix(prefix)?.ok_or(Error::NotFound)?;
         let kind = self.decode(&set, &location, sink)?;
         Ok((oid, kind))

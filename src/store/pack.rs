@@ -2,13 +2,14 @@
 //!
 //! Nothing is opened when a pack is discovered (a directory of thousands of packs costs one
 //! `readdir`). The index is mapped on the first lookup that needs it; the data on the first read.
-//! Both live behind `ArcSwapOption`, so readers take no lock: a reader clones an `Arc` of the
-//! mapping and keeps it valid for as long as it decodes, even if the store drops the mapping
-//! (budget eviction, pack removed by a repack) in the meantime.
+//! Neither takes a lock once there. The index is set once and lent out by reference (the pack
+//! outlives every lookup through a snapshot). The data lives behind `ArcSwapOption`: a reader
+//! clones an `Arc` of the mapping and keeps it valid for as long as it decodes, even if the store
+//! drops the mapping (budget eviction, pack removed by a repack) in the meantime.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
@@ -85,7 +86,9 @@ pub struct Pack {
     pack_path: PathBuf,
     /// Size and mtime of the `.pack` when it was discovered.
     pub info: PackFileInfo,
-    index: ArcSwapOption<IndexMap>,
+    /// Set once, never replaced: a pack's index does not change while the pack is in a
+    /// snapshot, and a lookup borrows it without touching a shared reference count.
+    index: OnceLock<IndexMap>,
     data: ArcSwapOption<PackData>,
     /// Serialises opening (two threads must not both map the same file) and remembers a
     /// permanent failure so a broken file is not re-read on every lookup.
@@ -112,7 +115,7 @@ impl Pack {
             idx_path,
             pack_path,
             info,
-            index: ArcSwapOption::empty(),
+            index: OnceLock::new(),
             data: ArcSwapOption::empty(),
             open_lock: Mutex::new(OpenState::default()),
             last_used: AtomicU64::new(0),
@@ -131,12 +134,12 @@ impl Pack {
     }
 
     /// The index, mapped and validated on first use.
-    pub fn index(&self) -> Result<Arc<IndexMap>> {
-        if let Some(index) = self.index.load_full() {
+    pub fn index(&self) -> Result<&IndexMap> {
+        if let Some(index) = self.index.get() {
             return Ok(index);
         }
         let mut state = self.open_lock.lock();
-        if let Some(index) = self.index.load_full() {
+        if let Some(index) = self.index.get() {
             return Ok(index);
         }
         if let Some(what) = &state.index_error {
@@ -148,7 +151,7 @@ impl Pack {
         let (map, _) =
             Mmap::open(&self.idx_path).map_err(|e| self.open_error(&self.idx_path, e))?;
         let index = match PackIndex::from_bytes(map) {
-            Ok(index) => Arc::new(index),
+            Ok(index) => index,
             Err(source) => {
                 // The file will not change in place: remember, don't re-validate on every miss.
                 state.index_error = Some(format!("corrupt pack index: {source}"));
@@ -158,8 +161,7 @@ impl Pack {
                 });
             }
         };
-        self.index.store(Some(index.clone()));
-        Ok(index)
+        Ok(self.index.get_or_init(|| index))
     }
 
     /// The pack data, mapped on first use and checked against the index as git and libgit2 do
