@@ -11,7 +11,7 @@ use crate::zlib;
 
 use super::Store;
 use super::cache::CachedObject;
-use super::pack::{Pack, PackData};
+use super::pack::{DataRef, Pack, PackData};
 use super::packset::{Location, PackSet};
 
 /// Where the decoded object goes. The FFI layer hands out a buffer from the host's allocator so
@@ -46,10 +46,10 @@ impl ObjectSink for VecSink {
 /// 50, at most 4095), so this only stops REF_DELTA loops in hostile packs.
 const MAX_CHAIN: usize = 10_000;
 
-/// One delta waiting to be applied.
-struct Link {
-    pack: Arc<Pack>,
-    data: Arc<PackData>,
+/// One delta waiting to be applied. Its pack's data is fetched again when it is applied: the
+/// links of a chain share one pack almost always, and one hold on it serves them all.
+struct Link<'a> {
+    pack: &'a Arc<Pack>,
     offset: u64,
     entry: Entry,
 }
@@ -57,9 +57,8 @@ struct Link {
 /// The start of a chain: what the deltas apply to.
 enum Root {
     Cached(CachedObject),
+    /// A whole object in the pack the walk ended in.
     Whole {
-        pack: Arc<Pack>,
-        data: Arc<PackData>,
         offset: u64,
         entry: Entry,
         kind: ObjectKind,
@@ -78,7 +77,7 @@ const CHECKPOINT_SPACING: u32 = 2;
 
 impl Store {
     /// The mapped data of `pack`, mapping it (and enforcing the map budget) on first use.
-    fn pack_data(&self, pack: &Arc<Pack>) -> Result<Arc<PackData>> {
+    fn pack_data(&self, pack: &Arc<Pack>) -> Result<DataRef> {
         let (data, newly_mapped) = pack.data(&self.maps)?;
         if newly_mapped {
             self.enforce_map_budget(pack);
@@ -97,12 +96,12 @@ impl Store {
 
     /// Finds the base of a REF_DELTA: in the same pack first (where git puts it), then anywhere
     /// in the store (robust against packs that rely on a sibling, as gitoxide allows).
-    fn locate_ref_base(
+    fn locate_ref_base<'a>(
         &self,
-        set: &PackSet,
-        pack: &Arc<Pack>,
+        set: &'a PackSet,
+        pack: &'a Arc<Pack>,
         base: &ObjectId,
-    ) -> Result<Location> {
+    ) -> Result<Location<'a>> {
         if let Ok(index) = pack.index()
             && let Some(position) = index.find(base)
         {
@@ -110,10 +109,7 @@ impl Store {
                 path: pack.idx_path().to_owned(),
                 source,
             })?;
-            return Ok(Location {
-                pack: pack.clone(),
-                offset,
-            });
+            return Ok(Location { pack, offset });
         }
         match set.locate(base, 0)? {
             Some((location, _)) => Ok(location),
@@ -186,14 +182,14 @@ impl Store {
     }
 
     /// Decodes the object at `location` into `sink`; returns its type.
-    pub(crate) fn decode(
+    pub(crate) fn decode<'a>(
         &self,
-        set: &PackSet,
-        location: &Location,
+        set: &'a PackSet,
+        location: &Location<'a>,
         sink: &mut dyn ObjectSink,
     ) -> Result<ObjectKind> {
-        let mut pack = location.pack.clone();
-        let mut data = self.pack_data(&pack)?;
+        let mut pack = location.pack;
+        let mut data = self.pack_data(pack)?;
         let mut offset = location.offset;
         let mut chain: Vec<Link> = Vec::new();
         let root = loop {
@@ -202,12 +198,10 @@ impl Store {
             if let Some(cached) = self.cache.get(&(pack.number, offset)) {
                 break Root::Cached(cached);
             }
-            let entry = self.parse_entry(&pack, &data, offset)?;
+            let entry = self.parse_entry(pack, &data, offset)?;
             match entry.kind {
                 EntryKind::Base(kind) => {
                     break Root::Whole {
-                        pack,
-                        data,
                         offset,
                         entry,
                         kind,
@@ -215,8 +209,7 @@ impl Store {
                 }
                 EntryKind::OfsDelta { base_offset } => {
                     chain.push(Link {
-                        pack: pack.clone(),
-                        data: data.clone(),
+                        pack,
                         offset,
                         entry,
                     });
@@ -224,14 +217,13 @@ impl Store {
                 }
                 EntryKind::RefDelta { base } => {
                     chain.push(Link {
-                        pack: pack.clone(),
-                        data: data.clone(),
+                        pack,
                         offset,
                         entry,
                     });
-                    let next = self.locate_ref_base(set, &pack, &base)?;
-                    if !Arc::ptr_eq(&next.pack, &pack) {
-                        data = self.pack_data(&next.pack)?;
+                    let next = self.locate_ref_base(set, pack, &base)?;
+                    if !Arc::ptr_eq(next.pack, pack) {
+                        data = self.pack_data(next.pack)?;
                         pack = next.pack;
                     }
                     offset = next.offset;
@@ -250,19 +242,17 @@ impl Store {
         // No delta: inflate straight into the caller's buffer.
         let (kind, mut current, mut depth): (ObjectKind, Arc<Vec<u8>>, u32) = match root {
             Root::Whole {
-                pack,
-                data,
                 offset,
                 entry,
                 kind,
             } => {
                 if chain.is_empty() {
-                    let len = self.check_size(&pack, entry.size, "object")?;
+                    let len = self.check_size(pack, entry.size, "object")?;
                     let out = sink.buffer(kind, len)?;
-                    self.inflate_entry(&pack, &data, offset, &entry, out)?;
+                    self.inflate_entry(pack, &data, offset, &entry, out)?;
                     return Ok(kind);
                 }
-                let bytes = Arc::new(self.inflate_to_vec(&pack, &data, offset, &entry)?);
+                let bytes = Arc::new(self.inflate_to_vec(pack, &data, offset, &entry)?);
                 self.cache.insert(
                     (pack.number, offset),
                     CachedObject {
@@ -291,8 +281,11 @@ impl Store {
                 offset: link.offset,
                 source,
             };
-            let delta_bytes =
-                self.inflate_to_vec(&link.pack, &link.data, link.offset, &link.entry)?;
+            if !Arc::ptr_eq(link.pack, pack) {
+                data = self.pack_data(link.pack)?;
+                pack = link.pack;
+            }
+            let delta_bytes = self.inflate_to_vec(pack, &data, link.offset, &link.entry)?;
             let header = delta::check(&current, &delta_bytes, self.options.max_object_size)
                 .map_err(delta_error)?;
             let len =
@@ -325,14 +318,14 @@ impl Store {
     ///
     /// What it learns goes to the header memo: the size of the requested entry, and the type of
     /// every entry walked, so no chain is walked twice while the memo holds it.
-    pub(crate) fn decode_header(
+    pub(crate) fn decode_header<'a>(
         &self,
-        set: &PackSet,
-        location: &Location,
+        set: &'a PackSet,
+        location: &Location<'a>,
     ) -> Result<(ObjectKind, u64)> {
         let requested = (location.pack.number, location.offset);
-        let mut pack = location.pack.clone();
-        let mut data = self.pack_data(&pack)?;
+        let mut pack = location.pack;
+        let mut data = self.pack_data(pack)?;
         let mut offset = location.offset;
         let mut size = None;
         // Delta entries walked below the requested one: they share its type.
@@ -347,10 +340,10 @@ impl Store {
                     break;
                 }
                 // The type of the requested entry is known, not its size.
-                let entry = self.parse_entry(&pack, &data, offset)?;
+                let entry = self.parse_entry(pack, &data, offset)?;
                 size = Some(match entry.kind {
                     EntryKind::Base(_) => entry.size,
-                    _ => self.delta_result_size(&pack, &data, offset, &entry)?,
+                    _ => self.delta_result_size(pack, &data, offset, &entry)?,
                 });
                 kind = Some(known_kind);
                 break;
@@ -361,7 +354,7 @@ impl Store {
                 kind = Some(cached.kind);
                 break;
             }
-            let entry = self.parse_entry(&pack, &data, offset)?;
+            let entry = self.parse_entry(pack, &data, offset)?;
             let base_location = match entry.kind {
                 EntryKind::Base(base_kind) => {
                     size = size.or(Some(entry.size));
@@ -369,18 +362,18 @@ impl Store {
                     break;
                 }
                 EntryKind::OfsDelta { base_offset } => Location {
-                    pack: pack.clone(),
+                    pack,
                     offset: base_offset,
                 },
-                EntryKind::RefDelta { base } => self.locate_ref_base(set, &pack, &base)?,
+                EntryKind::RefDelta { base } => self.locate_ref_base(set, pack, &base)?,
             };
             if size.is_none() {
-                size = Some(self.delta_result_size(&pack, &data, offset, &entry)?);
+                size = Some(self.delta_result_size(pack, &data, offset, &entry)?);
             } else {
                 walked.push(key);
             }
-            if !Arc::ptr_eq(&base_location.pack, &pack) {
-                data = self.pack_data(&base_location.pack)?;
+            if !Arc::ptr_eq(base_location.pack, pack) {
+                data = self.pack_data(base_location.pack)?;
                 pack = base_location.pack;
             }
             offset = base_location.offset;

@@ -118,10 +118,6 @@ impl Drop for Store {
     }
 }
 
-/// The snapshot a read works on, borrowed without touching the shared reference count (which
-/// every thread's every read would otherwise bounce between cores).
-type Snapshot = arc_swap::Guard<Arc<PackSet>>;
-
 /// Stores alive in this process: (canonical objects directory, options, store).
 type Registry = Mutex<Vec<(PathBuf, Options, Weak<Store>)>>;
 
@@ -333,15 +329,20 @@ impl Store {
         })
     }
 
-    fn locate(&self, oid: &ObjectId, hint: &AtomicUsize) -> Result<Option<(Snapshot, Location)>> {
-        let set = self.snapshot.load();
-        let found = set.locate(oid, hint.load(Ordering::Relaxed))?;
-        Ok(found.map(|(location, position)| {
-            if let Some(position) = position {
-                hint.store(position, Ordering::Relaxed);
-            }
-            (set, location)
-        }))
+    /// Finds `oid` in `set`, remembering in `hint` the pack it was found in.
+    fn locate<'a>(
+        &self,
+        set: &'a PackSet,
+        oid: &ObjectId,
+        hint: &AtomicUsize,
+    ) -> Result<Location<'a>> {
+        let (location, position) = set
+            .locate(oid, hint.load(Ordering::Relaxed))?
+            .ok_or(Error::NotFound)?;
+        if let Some(position) = position {
+            hint.store(position, Ordering::Relaxed);
+        }
+        Ok(location)
     }
 
     /// Reads a whole object into `sink`; [`Error::NotFound`] if no pack has it.
@@ -351,13 +352,15 @@ impl Store {
         hint: &AtomicUsize,
         sink: &mut dyn ObjectSink,
     ) -> Result<ObjectKind> {
-        let (set, location) = self.locate(oid, hint)?.ok_or(Error::NotFound)?;
+        let set = self.snapshot.load();
+        let location = self.locate(&set, oid, hint)?;
         self.decode(&set, &location, sink)
     }
 
     /// Type and size of an object without inflating it.
     pub fn read_header(&self, oid: &ObjectId, hint: &AtomicUsize) -> Result<(ObjectKind, u64)> {
-        let (set, location) = self.locate(oid, hint)?.ok_or(Error::NotFound)?;
+        let set = self.snapshot.load();
+        let location = self.locate(&set, oid, hint)?;
         self.decode_header(&set, &location)
     }
 
@@ -430,8 +433,8 @@ impl Store {
     /// Marks the pack holding `oid` as recently used by setting its mtime to now, at most once
     /// every two seconds per pack (libgit2's `FRESHEN_FREQUENCY`), so `git gc` keeps it.
     pub fn freshen(&self, oid: &ObjectId, hint: &AtomicUsize) -> Result<()> {
-        let (_, location) = self.locate(oid, hint)?.ok_or(Error::NotFound)?;
-        let pack = &location.pack;
+        let set = self.snapshot.load();
+        let pack = self.locate(&set, oid, hint)?.pack;
         let now = SystemTime::now();
         let now_secs = now
             .duration_since(SystemTime::UNIX_EPOCH)

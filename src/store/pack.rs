@@ -23,6 +23,38 @@ use crate::mmap::Mmap;
 /// A mapped `.idx`.
 pub type IndexMap = PackIndex<Mmap>;
 
+/// A reader's hold on a pack's mapped data, keeping the mapping alive while it decodes. Usually
+/// a guard of the pack's slot, which (unlike cloning the `Arc`) writes no reference count that
+/// other threads' reads of the same pack share.
+pub struct DataRef(DataHold);
+
+enum DataHold {
+    /// A guard of the pack's slot, taken only while the slot held a mapping.
+    Guarded(arc_swap::Guard<Option<Arc<PackData>>>),
+    /// The mapping this reader has just made.
+    Owned(Arc<PackData>),
+}
+
+impl DataRef {
+    fn load(slot: &ArcSwapOption<PackData>) -> Option<DataRef> {
+        let guard = slot.load();
+        guard.is_some().then(|| DataRef(DataHold::Guarded(guard)))
+    }
+}
+
+impl std::ops::Deref for DataRef {
+    type Target = PackData;
+
+    fn deref(&self) -> &PackData {
+        match &self.0 {
+            DataHold::Guarded(guard) => guard
+                .as_deref()
+                .expect("DataRef::load keeps only guards holding a mapping"),
+            DataHold::Owned(data) => data,
+        }
+    }
+}
+
 /// A mapped `.pack`, header checked against its index.
 #[derive(Debug)]
 pub struct PackData {
@@ -167,13 +199,13 @@ impl Pack {
     /// The pack data, mapped on first use and checked against the index as git and libgit2 do
     /// (object count, trailing checksum), so a pack that does not belong to its index is never
     /// read. Returns the data and whether this call mapped it (for the store's map budget).
-    pub fn data(&self, counter: &Arc<MapCounter>) -> Result<(Arc<PackData>, bool)> {
-        if let Some(data) = self.data.load_full() {
+    pub fn data(&self, counter: &Arc<MapCounter>) -> Result<(DataRef, bool)> {
+        if let Some(data) = DataRef::load(&self.data) {
             return Ok((data, false));
         }
         let index = self.index()?;
         let _state = self.open_lock.lock();
-        if let Some(data) = self.data.load_full() {
+        if let Some(data) = DataRef::load(&self.data) {
             return Ok((data, false));
         }
         let (bytes, _) =
@@ -208,7 +240,7 @@ impl Pack {
             _ticket: ticket,
         });
         self.data.store(Some(data.clone()));
-        Ok((data, true))
+        Ok((DataRef(DataHold::Owned(data)), true))
     }
 
     /// Drops the store's reference to the data mapping (readers holding it keep it alive).

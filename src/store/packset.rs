@@ -120,7 +120,7 @@ impl MidxLayer {
     /// Where the object at MIDX position `index` lives. `pack_and_offset` checks the pack id
     /// against the layer's pack count and the layer holds exactly that many packs, so a failure
     /// here is a corrupt chunk, reported with the file.
-    pub fn location(&self, index: usize) -> Result<Location> {
+    pub fn location(&self, index: usize) -> Result<Location<'_>> {
         let corrupt = |source| Error::Midx {
             path: self.path.clone(),
             source,
@@ -133,18 +133,16 @@ impl MidxLayer {
                 path: self.path.clone(),
                 what: format!("pack id {pack_id} out of range"),
             })?;
-        Ok(Location {
-            pack: pack.clone(),
-            offset,
-        })
+        Ok(Location { pack, offset })
     }
 }
 
-/// Where an object lives.
-#[derive(Clone, Debug)]
-pub struct Location {
+/// Where an object lives, borrowed from the snapshot that found it: a read holds its snapshot
+/// anyway, and a borrow costs no shared reference count.
+#[derive(Clone, Copy, Debug)]
+pub struct Location<'a> {
     /// The pack.
-    pub pack: Arc<Pack>,
+    pub pack: &'a Arc<Pack>,
     /// Offset of the entry in the pack.
     pub offset: u64,
 }
@@ -166,7 +164,11 @@ impl PackSet {
     /// Finds an object: MIDX layers first, then the uncovered packs starting at `hint` (the last
     /// pack this caller found something in). On a hit returns the location and the position of
     /// the pack in `uncovered` (for the caller's next hint).
-    pub fn locate(&self, oid: &ObjectId, hint: usize) -> Result<Option<(Location, Option<usize>)>> {
+    pub fn locate(
+        &self,
+        oid: &ObjectId,
+        hint: usize,
+    ) -> Result<Option<(Location<'_>, Option<usize>)>> {
         for layer in &self.midx {
             if let Some(index) = layer.file.find(oid) {
                 return Ok(Some((layer.location(index)?, None)));
@@ -187,13 +189,7 @@ impl PackSet {
                     path: pack.idx_path().to_owned(),
                     source,
                 })?;
-                return Ok(Some((
-                    Location {
-                        pack: pack.clone(),
-                        offset,
-                    },
-                    Some(position),
-                )));
+                return Ok(Some((Location { pack, offset }, Some(position))));
             }
         }
         Ok(None)
@@ -218,9 +214,12 @@ impl PackSet {
     /// Resolves a prefix across the whole snapshot: `Ok(None)` if nothing matches, the single
     /// matching id with one location, or [`Error::Ambiguous`] when two distinct ids match. The
     /// same object in several packs is one match.
-    pub fn locate_prefix(&self, prefix: &Prefix) -> Result<Option<(ObjectId, Location)>> {
-        let mut found: Option<(ObjectId, Location)> = None;
-        let mut accept = |oid: ObjectId, location: Location| -> Result<()> {
+    pub fn locate_prefix<'a>(
+        &'a self,
+        prefix: &Prefix,
+    ) -> Result<Option<(ObjectId, Location<'a>)>> {
+        let mut found: Option<(ObjectId, Location<'a>)> = None;
+        let mut accept = |oid: ObjectId, location: Location<'a>| -> Result<()> {
             match &found {
                 Some((existing, _)) if *existing != oid => Err(ambiguous(prefix)),
                 Some(_) => Ok(()),
@@ -249,13 +248,7 @@ impl PackSet {
                         path: pack.idx_path().to_owned(),
                         source,
                     })?;
-                    accept(
-                        index.oid_at(position),
-                        Location {
-                            pack: pack.clone(),
-                            offset,
-                        },
-                    )?;
+                    accept(index.oid_at(position), Location { pack, offset })?;
                 }
             }
         }
