@@ -4,8 +4,8 @@
 //! `readdir`). The index is mapped on the first lookup that needs it; the data on the first read.
 //! Neither takes a lock once there. The index is set once and lent out by reference (the pack
 //! outlives every lookup through a snapshot). The data lives behind `ArcSwapOption`: a reader
-//! clones an `Arc` of the mapping and keeps it valid for as long as it decodes, even if the store
-//! drops the mapping (budget eviction, pack removed by a repack) in the meantime.
+//! holds a guard of the mapping ([`DataRef`]) that keeps it valid for as long as it decodes, even
+//! if the store drops the mapping (budget eviction, pack removed by a repack) in the meantime.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
