@@ -93,6 +93,11 @@ impl<'a> SortedIds<'a> {
         &self.ids[index * HASH_LEN..(index + 1) * HASH_LEN]
     }
 
+    /// Every id, in order: one pass over the table with no per-id bounds check.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8; HASH_LEN]> + use<'a> {
+        self.ids.as_chunks::<HASH_LEN>().0.iter()
+    }
+
     /// Range of positions whose ids start with `first_byte`, clamped to the table.
     #[inline]
     fn bucket(&self, first_byte: u8) -> (usize, usize) {

@@ -409,11 +409,7 @@ impl Store {
     ) -> Result<Option<i32>> {
         let set = self.snapshot.load_full();
         let mut visit = |ids: SortedIds<'_>| {
-            for index in 0..ids.len() {
-                let id: &[u8; HASH_LEN] = ids
-                    .id_at(index)
-                    .try_into()
-                    .expect("id_at returns HASH_LEN bytes");
+            for id in ids.iter() {
                 if let ControlFlow::Break(value) = each(id) {
                     return Some(value);
                 }
