@@ -67,7 +67,7 @@ enum Root {
 
 /// Once the delta-base cache is full, only results at every `CHECKPOINT_SPACING`-th depth of a
 /// chain are admitted (roots always are). Caching every level of 50-deep chains makes the working
-/// set larger than any sensible budget and the LRU thrashes; with checkpoints a read is at most
+/// set larger than any sensible budget and the cache thrashes; with checkpoints a read is at most
 /// one extra delta away from a cached base, and twice as many chains fit. While the cache still
 /// has room everything is admitted. Measured by changing this constant and running
 /// `ODBPACK_BENCH_BACKENDS=odbpack ODBPACK_BENCH_CORPORA=MIDX ODBPACK_BENCH_OPS='read (random)'
