@@ -72,7 +72,8 @@ enum Root {
 /// has room everything is admitted. Measured by changing this constant and running
 /// `ODBPACK_BENCH_BACKENDS=odbpack ODBPACK_BENCH_CORPORA=MIDX ODBPACK_BENCH_OPS='read (random)'
 /// ODBPACK_BENCH_STRICT=off cargo bench --bench read` (50 packs + MIDX, 256 MiB, 1 / 2 threads):
-/// 1 → 102k / 329k reads/s, 2 → 153k / 569k, 3 → 149k / 566k.
+/// 1 → 102k / 329k reads/s, 2 → 153k / 569k, 3 → 149k / 566k (measured while the cache was an
+/// LRU, before CLOCK).
 const CHECKPOINT_SPACING: u32 = 2;
 
 impl Store {
