@@ -325,40 +325,44 @@ impl Store {
         location: &Location<'a>,
     ) -> Result<(ObjectKind, u64)> {
         let requested = (location.pack.number, location.offset);
+        let remembered = self.headers.get(&requested);
+        if let Some((kind, Some(size))) = remembered {
+            return Ok((kind, size));
+        }
         let mut pack = location.pack;
         let mut data = self.pack_data(pack)?;
         let mut offset = location.offset;
+        if let Some((kind, None)) = remembered {
+            // A walk through this entry taught its type: only the size is left to read.
+            let entry = self.parse_entry(pack, &data, offset)?;
+            let size = self.result_size(pack, &data, offset, &entry)?;
+            self.headers.remember(requested, kind, Some(size));
+            return Ok((kind, size));
+        }
         let mut size = None;
         // Delta entries walked below the requested one: they share its type.
         let mut walked = Vec::new();
         let mut kind = None;
         for _ in 0..=MAX_CHAIN {
             let key = (pack.number, offset);
-            if let Some((known_kind, known_size)) = self.headers.get(&key) {
-                if size.is_some() || known_size.is_some() {
-                    size = size.or(known_size);
+            if size.is_some() {
+                if let Some((known_kind, _)) = self.headers.get(&key) {
                     kind = Some(known_kind);
                     break;
                 }
-                // The type of the requested entry is known, not its size.
-                let entry = self.parse_entry(pack, &data, offset)?;
-                size = Some(match entry.kind {
-                    EntryKind::Base(_) => entry.size,
-                    _ => self.delta_result_size(pack, &data, offset, &entry)?,
-                });
-                kind = Some(known_kind);
-                break;
-            }
-            if size.is_some()
-                && let Some(cached) = self.cache.get(&key)
-            {
-                kind = Some(cached.kind);
-                break;
+                if let Some(cached) = self.cache.get(&key) {
+                    kind = Some(cached.kind);
+                    break;
+                }
             }
             let entry = self.parse_entry(pack, &data, offset)?;
+            if size.is_none() {
+                size = Some(self.result_size(pack, &data, offset, &entry)?);
+            } else if !matches!(entry.kind, EntryKind::Base(_)) {
+                walked.push(key);
+            }
             let base_location = match entry.kind {
                 EntryKind::Base(base_kind) => {
-                    size = size.or(Some(entry.size));
                     kind = Some(base_kind);
                     break;
                 }
@@ -368,11 +372,6 @@ impl Store {
                 },
                 EntryKind::RefDelta { base } => self.locate_ref_base(set, pack, &base)?,
             };
-            if size.is_none() {
-                size = Some(self.delta_result_size(pack, &data, offset, &entry)?);
-            } else {
-                walked.push(key);
-            }
             if !Arc::ptr_eq(base_location.pack, pack) {
                 data = self.pack_data(base_location.pack)?;
                 pack = base_location.pack;
@@ -390,6 +389,15 @@ impl Store {
             self.headers.remember(key, kind, None);
         }
         Ok((kind, size))
+    }
+
+    /// The size of the object an entry yields: its own for a whole object, the one its delta
+    /// declares otherwise.
+    fn result_size(&self, pack: &Pack, data: &PackData, offset: u64, entry: &Entry) -> Result<u64> {
+        match entry.kind {
+            EntryKind::Base(_) => Ok(entry.size),
+            _ => self.delta_result_size(pack, data, offset, entry),
+        }
     }
 
     /// The result size a delta declares, from the first bytes of its stream.
