@@ -199,13 +199,15 @@ impl StreamInflater {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use flate2::Compression;
     use flate2::write::ZlibEncoder;
     use std::io::Write;
 
-    fn deflate(data: &[u8]) -> Vec<u8> {
+    /// `data` as a zlib stream made by an independent encoder (flate2), for tests of our
+    /// inflating code.
+    pub(crate) fn deflate(data: &[u8]) -> Vec<u8> {
         let mut enc = ZlibEncoder::new(Vec::new(), Compression::default());
         enc.write_all(data).expect("vec write");
         enc.finish().expect("vec finish")

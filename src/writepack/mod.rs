@@ -763,14 +763,7 @@ mod tests {
     use super::*;
     use crate::format::delta::encode_size;
     use crate::hash::object_id;
-    use flate2::Compression;
-    use flate2::write::ZlibEncoder;
-
-    fn deflate(data: &[u8]) -> Vec<u8> {
-        let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
-        encoder.write_all(data).expect("vec write");
-        encoder.finish().expect("vec finish")
-    }
+    use crate::zlib::tests::deflate;
 
     /// A delta that copies all of `base` and appends `tail`.
     fn append_delta(base: &[u8], tail: &[u8]) -> Vec<u8> {
