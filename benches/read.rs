@@ -18,8 +18,13 @@
 //! read_prefix with 12 and with 40 hex digits. Each child hashes its results in sample order and
 //! the parent compares the digests. The full passes (`read every object`) must read every byte.
 //!
-//! `cargo bench --bench read`. Environment: `ODBPACK_BENCH_COMMITS` (default 4000, about 180k
-//! objects), `ODBPACK_BENCH_MS` per measurement (default 400), `ODBPACK_BENCH_CACHE_MB` (odbpack's
+//! Corpus: 5000 commits over 2000 files of 8–24 KiB (210k objects, 1.8 GB inflated, deltas up
+//! to 50 deep), packed by `git pack-objects` once per 100 commits as a repository that fetched 50
+//! times holds it; `git repack -ad` of that for one pack, `git multi-pack-index write` for the MIDX.
+//! Generating it takes about 2.5 minutes, once: it is kept under `target/bench-corpora/`.
+//!
+//! `cargo bench --bench read`. Environment: `ODBPACK_BENCH_COMMITS` (default 5000, 42 objects a
+//! commit), `ODBPACK_BENCH_MS` per measurement (default 400), `ODBPACK_BENCH_CACHE_MB` (odbpack's
 //! delta-base cache budget, MiB), and comma-separated filters `ODBPACK_BENCH_OPS`, `_CORPORA`,
 //! `_BACKENDS` (libgit2, odbpack), `_THREADS` (1, 2), `_STRICT` (off, on) — e.g. to profile one
 //! operation under callgrind (the children inherit the environment).
@@ -37,7 +42,7 @@ use common::*;
 /// Set in a child process to the backend it measures (see the module doc).
 const CHILD_ENV: &str = "ODBPACK_BENCH_CHILD";
 
-/// The equality checks sample every `SAMPLE_STRIDE`th id (about 5k of 180k).
+/// The equality checks sample every `SAMPLE_STRIDE`th id (about 5.7k of 210k).
 const SAMPLE_STRIDE: usize = 37;
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -47,11 +52,36 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Feeds git fast-import a deterministic history: `commits` commits over 2000 files in 40
-/// directories, each commit editing 20 files a little (long delta chains), in `runs` separate
-/// fast-import runs (each run writes one pack).
-fn generate(repo: &Repo, commits: usize, runs: usize) {
+/// Files of the generated history, in `DIRECTORIES` directories.
+const FILES: usize = 2000;
+const DIRECTORIES: usize = 40;
+/// Files each commit edits.
+const EDITS_PER_COMMIT: usize = 20;
+
+/// One version of a generated file: 150 to 449 lines of 55 bytes (8 to 24 KiB, 16 KiB on
+/// average, the order of a real source tree's mean blob). A version written at commit `c` differs from the file's
+/// base text in one line of every 17, so two versions of a file differ in about 12% of lines.
+fn file_body(file: usize, c: usize) -> String {
+    let mut body = String::new();
+    for line in 0..(150 + file % 300) {
+        let version = if line % 17 == c % 17 { c } else { file };
+        body.push_str(&format!(
+            "line {line:>4} of file {file:>4} version {version:>5}: some source text\n"
+        ));
+    }
+    body
+}
+
+/// Feeds git fast-import a deterministic history: `commits` commits over [`FILES`] files, each
+/// commit editing [`EDITS_PER_COMMIT`] of them, in `runs` fast-import runs. Returns the tip after
+/// each run.
+///
+/// fast-import only stores the objects: it deltas each blob against the blob written just before
+/// it (another file), so its deltas are mostly literal data. [`pack_runs`] repacks them the way
+/// real repositories get their packs.
+fn generate(repo: &Repo, commits: usize, runs: usize) -> Vec<String> {
     let per_run = commits.div_ceil(runs);
+    let mut tips = Vec::new();
     let mut next_commit = 0;
     for _ in 0..runs {
         let mut stream = Vec::new();
@@ -68,28 +98,53 @@ fn generate(repo: &Repo, commits: usize, runs: usize) {
             if c > 0 && c == next_commit {
                 writeln!(stream, "from refs/heads/main^0").expect("vec");
             }
-            for k in 0..20 {
-                let file = (c * 37 + k * 101) % 2000;
-                let mut body = String::new();
-                for line in 0..(60 + file % 50) {
-                    let version = if line % 17 == c % 17 { c } else { file };
-                    body.push_str(&format!("line {line} of file {file} version {version}\n"));
-                }
+            for k in 0..EDITS_PER_COMMIT {
+                let file = (c * 37 + k * 101) % FILES;
+                let body = file_body(file, c);
                 write!(
                     stream,
                     "M 100644 inline d{}/f{file}.txt\ndata {}\n{body}\n",
-                    file % 40,
+                    file % DIRECTORIES,
                     body.len()
                 )
                 .expect("vec");
             }
         }
         next_commit += per_run;
+        git_stdin(repo.path(), &["fast-import", "--quiet"], &stream);
+        tips.push(repo.git(&["rev-parse", "main"]).trim().to_owned());
+    }
+    tips
+}
+
+/// Writes one pack per fast-import run into `objects/pack`, each holding the objects that run
+/// added, deltified by `git pack-objects` (window 10, depth 50, deltas recomputed) — what a
+/// repository that fetched 50 times without a gc holds.
+fn pack_runs(source: &Repo, tips: &[String], objects: &Path) {
+    let pack_base = objects.join("pack/pack");
+    let pack_base = pack_base.to_str().expect("utf-8 corpus path");
+    let mut previous: Option<&str> = None;
+    for tip in tips {
+        let mut range = vec!["rev-list", "--objects", tip.as_str()];
+        let exclude;
+        if let Some(previous) = previous {
+            exclude = format!("^{previous}");
+            range.push(&exclude);
+        }
+        let listing = source.git(&range);
         git_stdin(
-            repo.path(),
-            &["fast-import", "--quiet", "--depth=50"],
-            &stream,
+            source.path(),
+            &[
+                "pack-objects",
+                "-q",
+                "--no-reuse-delta",
+                "--window=10",
+                "--depth=50",
+                pack_base,
+            ],
+            listing.as_bytes(),
         );
+        previous = Some(tip);
     }
 }
 
@@ -116,7 +171,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// output is deterministic, so a cached corpus is the same corpus).
 fn corpora(commits: usize) -> Vec<Corpus> {
     let root =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-corpora/{commits}"));
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-corpora/v2-{commits}"));
     let names = [
         ("1 pack", "one"),
         ("50 packs", "many"),
@@ -125,18 +180,23 @@ fn corpora(commits: usize) -> Vec<Corpus> {
     if !root.join("done").exists() {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("corpus dir");
-        let many = Repo::new();
-        generate(&many, commits, 50);
-        let head = many.git(&["rev-parse", "main"]).trim().to_owned();
-        for (_, dir) in names {
+        let source = Repo::new();
+        let tips = generate(&source, commits, 50);
+        let head = tips.last().expect("at least one run");
+        // "many" first: the other two start as copies of it.
+        for dir in ["many", "one", "midx"] {
             let target = root.join(dir);
             git(
                 &root,
                 &["-c", "init.defaultBranch=main", "init", "-q", "--bare", dir],
             );
-            std::fs::remove_dir_all(target.join("objects")).expect("rm objects");
-            copy_dir(&many.objects_dir(), &target.join("objects"));
-            git(&target, &["update-ref", "refs/heads/main", &head]);
+            if dir == "many" {
+                pack_runs(&source, &tips, &target.join("objects"));
+            } else {
+                std::fs::remove_dir_all(target.join("objects")).expect("rm objects");
+                copy_dir(&root.join("many/objects"), &target.join("objects"));
+            }
+            git(&target, &["update-ref", "refs/heads/main", head]);
         }
         git(&root.join("one"), &["repack", "-adq"]);
         git(&root.join("midx"), &["multi-pack-index", "write"]);
@@ -653,7 +713,7 @@ fn main() {
         child_main(&backend);
         return;
     }
-    let commits = env_usize("ODBPACK_BENCH_COMMITS", 4000);
+    let commits = env_usize("ODBPACK_BENCH_COMMITS", 5000);
     let started = Instant::now();
     let corpora = corpora(commits);
     eprintln!("corpora ready in {:.1}s", started.elapsed().as_secs_f64());
