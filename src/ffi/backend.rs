@@ -238,6 +238,33 @@ impl<'a> HostSink<'a> {
 
 impl ObjectSink for HostSink<'_> {
     fn buffer(&mut self, _kind: ObjectKind, len: usize) -> Result<&mut [u8]> {
+        let data = self.allocate(len)?;
+        // SAFETY: `data` is a fresh allocation of `len + 1` bytes that nothing else references.
+        // A slice may only cover initialized bytes, and malloc's are not: zero them first (a
+        // memset of bytes the decoder then writes again while they are still in the CPU cache).
+        let bytes = unsafe {
+            ptr::write_bytes(data, 0, len + 1);
+            std::slice::from_raw_parts_mut(data, len)
+        };
+        Ok(bytes)
+    }
+
+    fn copy(&mut self, _kind: ObjectKind, bytes: &[u8]) -> Result<()> {
+        let data = self.allocate(bytes.len())?;
+        // SAFETY: `data` is a fresh allocation of `bytes.len() + 1` bytes, disjoint from `bytes`
+        // (which the store owns); raw writes need no initialized slice, so no memset first.
+        unsafe {
+            ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+            data.add(bytes.len()).write(0);
+        }
+        Ok(())
+    }
+}
+
+impl HostSink<'_> {
+    /// Allocates the host buffer for an object of `len` bytes plus the NUL that libgit2 expects
+    /// after it (written by the callers), replacing any earlier one.
+    fn allocate(&mut self, len: usize) -> Result<*mut u8> {
         self.release();
         let size = len.checked_add(1).ok_or(Error::OutOfMemory(len))?;
         let data = self.host.alloc(self.backend, size);
@@ -246,14 +273,9 @@ impl ObjectSink for HostSink<'_> {
         }
         self.data = data;
         self.len = len;
-        // SAFETY: `data` is a fresh allocation of `len + 1` bytes that nothing else references.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), size) };
-        bytes[len] = 0;
-        Ok(&mut bytes[..len])
+        Ok(data.cast::<u8>())
     }
-}
 
-impl HostSink<'_> {
     /// Frees the buffer (error paths: it was never handed to libgit2).
     fn release(&mut self) {
         if !self.data.is_null() {

@@ -19,6 +19,13 @@ use super::packset::{Location, PackSet};
 pub trait ObjectSink {
     /// Returns a writable buffer of exactly `len` bytes for an object of type `kind`.
     fn buffer(&mut self, kind: ObjectKind, len: usize) -> Result<&mut [u8]>;
+
+    /// Stores a copy of `bytes` as the object, of type `kind`: a cache hit. A sink whose buffers
+    /// cost something to hand out (the FFI one zeroes them) can write the copy directly.
+    fn copy(&mut self, kind: ObjectKind, bytes: &[u8]) -> Result<()> {
+        self.buffer(kind, bytes.len())?.copy_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// An [`ObjectSink`] into a `Vec`, for Rust callers and tests.
@@ -266,8 +273,7 @@ impl Store {
             }
             Root::Cached(cached) => {
                 if chain.is_empty() {
-                    sink.buffer(cached.kind, cached.data.len())?
-                        .copy_from_slice(&cached.data);
+                    sink.copy(cached.kind, &cached.data)?;
                     return Ok(cached.kind);
                 }
                 (cached.kind, cached.data, cached.depth)
