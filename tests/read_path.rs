@@ -341,6 +341,128 @@ fn refresh_picks_up_new_packs_and_drops_vanished_ones() {
     );
 }
 
+/// Enough packs without a MIDX are merged into one in-memory index: every answer (reads,
+/// headers, prefixes, ambiguity, duplicates across packs, misses) stays libgit2's and git's, and
+/// the index follows the directory: kept while its packs stay, packs added since probed one by
+/// one, merged again once enough arrive, dropped when a repack leaves one pack.
+#[test]
+fn many_uncovered_packs_are_merged_and_follow_the_directory() {
+    let merge_at = odbpack::store::merged::MERGE_AT_PACKS;
+    let repo = Repo::new();
+    for batch in 0..merge_at + 1 {
+        repo.grow_history(3, 6, &format!("m{batch}-"));
+        // Small blobs spread over the packs, so that some ids share 4-hex prefixes across packs.
+        for i in 0..300 {
+            repo.write(
+                &format!("blobs/{batch}-{i}"),
+                format!("blob {batch} {i}\n").as_bytes(),
+            );
+        }
+        repo.commit_all("blobs");
+        repo.git(&["repack", "-dq"]);
+    }
+    // One pack more holding every object again: each id is in two packs.
+    let all = repo.all_objects();
+    let input = all.keys().cloned().collect::<Vec<_>>().join("\n") + "\n";
+    let base = repo.pack_dir().join("pack");
+    git_stdin(
+        repo.path(),
+        &["pack-objects", "-q", base.to_str().expect("utf-8")],
+        input.as_bytes(),
+    );
+    repo.prune_loose();
+    let packs = repo.packs().len();
+    assert!(packs > merge_at, "{packs} packs");
+    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    let snapshot = odb.store().snapshot();
+    let merged = snapshot.merged.clone().expect("packs merged");
+    assert_eq!(merged.packs.len(), packs);
+    assert_eq!(merged.len(), all.len(), "each id once");
+    assert!(snapshot.uncovered.is_empty());
+    assert_same_as_git_and_libgit2(&repo);
+    for id in all.keys() {
+        assert_eq!(
+            odb.exists_prefix(&id[..7]),
+            Ok(id.clone()),
+            "duplicate {id}"
+        );
+    }
+    // Ambiguity: every prefix of 4 hex or more that two ids share (from git's own listing) is
+    // ambiguous, and one digit more resolves it, as in libgit2.
+    let ids: Vec<&String> = all.keys().collect();
+    let theirs = Odb::open(&repo.objects_dir(), Backend::Libgit2);
+    let mut ambiguous = 0;
+    for pair in ids.windows(2) {
+        let common = pair[0]
+            .chars()
+            .zip(pair[1].chars())
+            .take_while(|(a, b)| a == b)
+            .count();
+        if common < 4 {
+            continue;
+        }
+        let shared = &pair[0][..common];
+        assert_eq!(odb.read_prefix(shared).err(), Some(AMBIGUOUS), "{shared}");
+        assert_eq!(
+            theirs.read_prefix(shared).err(),
+            Some(AMBIGUOUS),
+            "{shared}"
+        );
+        let longer = &pair[0][..common + 1];
+        assert_eq!(odb.read_prefix(longer).map(|o| o.id), Ok(pair[0].clone()));
+        ambiguous += 1;
+    }
+    assert!(ambiguous > 0, "1500 blobs give ids sharing 4 hex digits");
+
+    // One more pack: the merged index stays, the new pack is probed on its own. (Only new
+    // objects: git freshens the pack of an object written again, and a pack whose mtime changed
+    // is opened anew.)
+    let late = git_stdin(
+        repo.path(),
+        &["hash-object", "-w", "--stdin"],
+        b"a late blob\n",
+    );
+    git_stdin(
+        repo.path(),
+        &["pack-objects", "-q", base.to_str().expect("utf-8")],
+        late.as_bytes(),
+    );
+    repo.prune_loose();
+    assert_eq!(odb.refresh(), 0);
+    let snapshot = odb.store().snapshot();
+    let kept = snapshot.merged.clone().expect("still merged");
+    assert!(
+        std::sync::Arc::ptr_eq(&kept, &merged),
+        "merged index reused"
+    );
+    assert_eq!(snapshot.uncovered.len(), 1);
+    assert_same_as_git_and_libgit2(&repo);
+
+    // Enough new packs: everything is merged again.
+    for batch in 1..merge_at {
+        repo.grow_history(1, 6, &format!("later{batch}-"));
+        repo.git(&["repack", "-dq"]);
+    }
+    repo.prune_loose();
+    assert_eq!(odb.refresh(), 0);
+    let snapshot = odb.store().snapshot();
+    let remerged = snapshot.merged.clone().expect("merged again");
+    assert!(!std::sync::Arc::ptr_eq(&remerged, &merged));
+    assert_eq!(remerged.packs.len(), repo.packs().len());
+    assert!(snapshot.uncovered.is_empty());
+    assert_same_as_git_and_libgit2(&repo);
+
+    // A repack into one pack: nothing to merge, and every object still there.
+    repo.git(&["repack", "-adq"]);
+    assert_eq!(odb.refresh(), 0);
+    let snapshot = odb.store().snapshot();
+    assert!(snapshot.merged.is_none());
+    assert_eq!(snapshot.uncovered.len(), 1);
+    for id in repo.all_objects().keys() {
+        assert!(odb.read(id).is_ok(), "{id} after repack");
+    }
+}
+
 /// Backends opened on the same directory share one store.
 #[test]
 fn backends_on_one_directory_share_a_store() {

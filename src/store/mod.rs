@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod decode;
 pub mod headers;
+pub mod merged;
 pub mod midx;
 pub mod pack;
 pub mod packset;
@@ -421,7 +422,8 @@ impl Store {
                 return Ok(Some(value));
             }
         }
-        for pack in &set.uncovered {
+        let merged_packs = set.merged.iter().flat_map(|merged| merged.packs.iter());
+        for pack in merged_packs.chain(&set.uncovered) {
             let index = match pack.index() {
                 Ok(index) => index,
                 Err(Error::NotFound) => continue,

@@ -15,6 +15,7 @@ use crate::format::midx::{self, MultiPackIndex};
 use crate::mmap::Mmap;
 use crate::oid::{ObjectId, Prefix};
 
+use super::merged::{MERGE_AT_PACKS, MergedIndex};
 use super::pack::{Pack, PackFileInfo};
 
 /// Name of the single-file MIDX inside the pack directory.
@@ -152,7 +153,11 @@ pub struct Location<'a> {
 pub struct PackSet {
     /// MIDX layers, tip first (a single-file MIDX is one layer). Empty without a MIDX.
     pub midx: Vec<MidxLayer>,
-    /// Packs no MIDX layer covers, newest mtime first (recent packs are likelier to be hit).
+    /// The packs no MIDX layer covers, merged into one in-memory index once there are enough of
+    /// them (see [`super::merged`]).
+    pub merged: Option<Arc<MergedIndex>>,
+    /// Packs neither a MIDX layer nor `merged` covers, probed one by one, newest mtime first
+    /// (recent packs are likelier to be hit).
     pub uncovered: Vec<Arc<Pack>>,
     /// Every pack, by `.idx` name.
     pub by_name: HashMap<String, Arc<Pack>>,
@@ -161,9 +166,9 @@ pub struct PackSet {
 }
 
 impl PackSet {
-    /// Finds an object: MIDX layers first, then the uncovered packs starting at `hint` (the last
-    /// pack this caller found something in). On a hit returns the location and the position of
-    /// the pack in `uncovered` (for the caller's next hint).
+    /// Finds an object: MIDX layers first, then the merged index, then the uncovered packs
+    /// starting at `hint` (the last pack this caller found something in). On a hit returns the
+    /// location and the position of the pack in `uncovered` (for the caller's next hint).
     pub fn locate(
         &self,
         oid: &ObjectId,
@@ -173,6 +178,11 @@ impl PackSet {
             if let Some(index) = layer.file.find(oid) {
                 return Ok(Some((layer.location(index)?, None)));
             }
+        }
+        if let Some(merged) = &self.merged
+            && let Some(position) = merged.find(oid)
+        {
+            return Ok(Some((merged.location(position)?, None)));
         }
         let count = self.uncovered.len();
         for step in 0..count {
@@ -198,7 +208,12 @@ impl PackSet {
     /// Whether `oid` is in the snapshot, without touching pack data or taking references: the
     /// `exists` fast path. Like libgit2, a MIDX hit counts without opening the pack.
     pub fn contains(&self, oid: &ObjectId, hint: usize) -> Option<usize> {
-        if self.midx.iter().any(|layer| layer.file.find(oid).is_some()) {
+        if self.midx.iter().any(|layer| layer.file.find(oid).is_some())
+            || self
+                .merged
+                .as_ref()
+                .is_some_and(|merged| merged.find(oid).is_some())
+        {
             return Some(usize::MAX);
         }
         let count = self.uncovered.len();
@@ -238,6 +253,15 @@ impl PackSet {
                 }
             }
         }
+        if let Some(merged) = &self.merged {
+            match merged.find_prefix(prefix) {
+                PrefixMatch::None => {}
+                PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
+                PrefixMatch::One(position) => {
+                    accept(merged.oid_at(position), merged.location(position)?)?;
+                }
+            }
+        }
         for pack in &self.uncovered {
             let Ok(index) = pack.index() else { continue };
             match index.find_prefix(prefix) {
@@ -258,6 +282,38 @@ impl PackSet {
     /// Every pack of the snapshot (covered or not).
     pub fn packs(&self) -> impl Iterator<Item = &Arc<Pack>> {
         self.by_name.values()
+    }
+}
+
+/// Splits the packs no MIDX covers (newest first) into a merged index and the rest. The
+/// previous snapshot's merged index is kept while every pack it merged is still here and
+/// uncovered, and fewer than [`MERGE_AT_PACKS`] packs arrived since; otherwise all of them are
+/// merged again (if there are enough).
+fn merge(
+    previous: Option<&Arc<MergedIndex>>,
+    uncovered: Vec<Arc<Pack>>,
+) -> (Option<Arc<MergedIndex>>, Vec<Arc<Pack>>) {
+    if let Some(previous) = previous
+        && previous
+            .packs
+            .iter()
+            .all(|old| uncovered.iter().any(|pack| Arc::ptr_eq(pack, old)))
+    {
+        let rest: Vec<Arc<Pack>> = uncovered
+            .iter()
+            .filter(|pack| !previous.packs.iter().any(|old| Arc::ptr_eq(pack, old)))
+            .cloned()
+            .collect();
+        if rest.len() < MERGE_AT_PACKS {
+            return (Some(previous.clone()), rest);
+        }
+    }
+    if uncovered.len() < MERGE_AT_PACKS {
+        return (None, uncovered);
+    }
+    match MergedIndex::build(&uncovered) {
+        Some((merged, left_out)) => (Some(Arc::new(merged)), left_out),
+        None => (None, uncovered),
     }
 }
 
@@ -364,10 +420,12 @@ impl Scanner<'_> {
                 .cmp(&a.info.mtime)
                 .then(a.idx_name.cmp(&b.idx_name))
         });
+        let (merged, uncovered) = merge(previous.merged.as_ref(), uncovered);
         let stamp = (!stamp.is_racy(now)).then_some(stamp);
         Ok((
             PackSet {
                 midx,
+                merged,
                 uncovered,
                 by_name,
                 stamp,

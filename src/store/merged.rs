@@ -1,0 +1,155 @@
+//! An in-memory multi-pack index over the packs no MIDX file covers.
+//!
+//! Without a MIDX, finding an object means asking each pack's index in turn. A miss asks all of
+//! them, and libgit2 misses twice per absent id (before and after its refresh); a hit asks half
+//! of them on average. A repository that fetched many times and never ran `git gc` or `git
+//! maintenance` has dozens of packs, and then those probes are most of every lookup. So when at
+//! least [`MERGE_AT_PACKS`] packs are uncovered, a snapshot merges their ids into one sorted table
+//! — what a MIDX file holds, built in memory from the `.idx` files — and every lookup is one
+//! search, however many packs there are.
+//!
+//! It costs 28 bytes an object (the id and where it lives), and building it sorts every id once
+//! (about 20 ms for the 210k objects of 50 packs, opening their indexes included). It is built when the pack directory changed, by the refresh
+//! that notices, while readers go on with the previous snapshot; later snapshots reuse it while
+//! all of its packs are still there, and probe newer packs one by one until there are
+//! [`MERGE_AT_PACKS`] of those. Above [`MERGE_MAX_OBJECTS`] nothing is merged: a repository that
+//! big should have a MIDX file (`git multi-pack-index write`, `git maintenance`).
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::PrefixMatch;
+use crate::format::fanout::SortedIds;
+use crate::oid::{HASH_LEN, ObjectId, Prefix};
+
+use super::pack::Pack;
+use super::packset::Location;
+
+/// Uncovered packs from which on they are merged. Below it, probing each pack costs at most a
+/// few lookups and the memory is better left to the delta-base cache.
+pub const MERGE_AT_PACKS: usize = 4;
+
+/// Most objects merged (4M ids: 112 MiB). Beyond it, packs are probed one by one.
+pub const MERGE_MAX_OBJECTS: usize = 1 << 22;
+
+/// The merged, sorted ids of several packs, each id once.
+#[derive(Debug)]
+pub struct MergedIndex {
+    fanout: Box<[u32; 256]>,
+    /// Sorted, distinct ids, `HASH_LEN` bytes each.
+    ids: Vec<u8>,
+    /// For the id at the same position: its pack (position in `packs`) and its position in that
+    /// pack's index.
+    slots: Vec<(u32, u32)>,
+    /// The packs merged, newest first.
+    pub packs: Vec<Arc<Pack>>,
+}
+
+impl MergedIndex {
+    /// Merges the ids of `candidates` (newest first: an id in several packs is served by the
+    /// first that has it, as probing in that order would). Packs whose index cannot be read are
+    /// left out and returned, to be probed one by one (and skipped, as then). `None` when fewer
+    /// than [`MERGE_AT_PACKS`] packs are readable or they hold more than [`MERGE_MAX_OBJECTS`].
+    pub fn build(candidates: &[Arc<Pack>]) -> Option<(MergedIndex, Vec<Arc<Pack>>)> {
+        let mut packs = Vec::new();
+        let mut left_out = Vec::new();
+        let mut total = 0usize;
+        for pack in candidates {
+            match pack.index() {
+                Ok(index) => {
+                    total = total.saturating_add(index.num_objects());
+                    packs.push(pack.clone());
+                }
+                Err(_) => left_out.push(pack.clone()),
+            }
+        }
+        if packs.len() < MERGE_AT_PACKS || total > MERGE_MAX_OBJECTS {
+            return None;
+        }
+        // Every pack's ids with where they are; a stable sort keeps the newest pack's copy of a
+        // duplicated id first, and dedup keeps only that one (ids then being distinct, a prefix
+        // matching two entries is truly ambiguous).
+        let mut entries: Vec<(&[u8; HASH_LEN], u32, u32)> = Vec::new();
+        entries
+            .try_reserve_exact(total)
+            .ok()
+            .filter(|()| u32::try_from(packs.len()).is_ok())?;
+        for (pack_position, pack) in packs.iter().enumerate() {
+            // Loaded just above: `index()` returns the same validated map.
+            let index = pack.index().ok()?;
+            for (position, id) in index.ids().iter().enumerate() {
+                entries.push((id, pack_position as u32, position as u32));
+            }
+        }
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        entries.dedup_by(|later, first| later.0 == first.0);
+
+        let mut counts = [0u32; 256];
+        let mut ids = Vec::with_capacity(entries.len() * HASH_LEN);
+        let mut slots = Vec::with_capacity(entries.len());
+        for (id, pack_position, position) in entries {
+            counts[usize::from(id[0])] += 1;
+            ids.extend_from_slice(id);
+            slots.push((pack_position, position));
+        }
+        let mut fanout = Box::new([0u32; 256]);
+        let mut running = 0u32;
+        for (cumulative, count) in fanout.iter_mut().zip(counts) {
+            running += count;
+            *cumulative = running;
+        }
+        Some((
+            MergedIndex {
+                fanout,
+                ids,
+                slots,
+                packs,
+            },
+            left_out,
+        ))
+    }
+
+    fn sorted(&self) -> SortedIds<'_> {
+        SortedIds::new(&self.fanout, &self.ids)
+    }
+
+    /// Position of `oid`, if a merged pack has it.
+    pub fn find(&self, oid: &ObjectId) -> Option<usize> {
+        self.sorted().find(oid)
+    }
+
+    /// Looks a prefix up among the merged ids (each distinct, so two matches are two objects).
+    pub fn find_prefix(&self, prefix: &Prefix) -> PrefixMatch {
+        self.sorted().find_prefix(prefix)
+    }
+
+    /// The id at `position`.
+    pub fn oid_at(&self, position: usize) -> ObjectId {
+        ObjectId::from_slice(self.sorted().id_at(position)).expect("id_at returns HASH_LEN bytes")
+    }
+
+    /// Where the object at `position` lives.
+    pub fn location(&self, position: usize) -> Result<Location<'_>> {
+        let (pack_position, index_position) = self.slots[position];
+        let pack = &self.packs[pack_position as usize];
+        // Merged packs had their index loaded at build time; it stays loaded.
+        let index = pack.index()?;
+        let offset = index
+            .offset_at(index_position as usize)
+            .map_err(|source| Error::Index {
+                path: pack.idx_path().to_owned(),
+                source,
+            })?;
+        Ok(Location { pack, offset })
+    }
+
+    /// Number of distinct ids merged.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no id was merged (packs without objects).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
