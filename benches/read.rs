@@ -25,7 +25,8 @@
 //!
 //! `cargo bench --bench read`. Environment: `ODBPACK_BENCH_COMMITS` (default 5000, 42 objects a
 //! commit), `ODBPACK_BENCH_MS` per measurement (default 400), `ODBPACK_BENCH_CACHE_MB` (odbpack's
-//! delta-base cache budget, MiB), and comma-separated filters `ODBPACK_BENCH_OPS`, `_CORPORA`,
+//! delta-base cache budget, MiB), `ODBPACK_BENCH_ODB_CACHE=off` (turns off libgit2's object
+//! cache, `GIT_OPT_ENABLE_CACHING`, in front of both backends), and comma-separated filters `ODBPACK_BENCH_OPS`, `_CORPORA`,
 //! `_BACKENDS` (libgit2, odbpack), `_THREADS` (1, 2), `_STRICT` (off, on) — e.g. to profile one
 //! operation under callgrind (the children inherit the environment).
 
@@ -518,6 +519,9 @@ fn child_main(backend: &str) {
     });
     let objects = PathBuf::from(objects);
     set_strict_hash_verification(strict == "on");
+    if std::env::var("ODBPACK_BENCH_ODB_CACHE").is_ok_and(|v| v == "off") {
+        set_object_caching(false);
+    }
     let ids = {
         let hex: Vec<String> = std::fs::read_to_string(&id_list)
             .expect("read the id list")

@@ -251,6 +251,15 @@ pub fn set_strict_hash_verification(on: bool) {
     }
 }
 
+/// Turns libgit2's object cache (in front of every backend) on or off, process-wide.
+pub fn set_object_caching(on: bool) {
+    libgit2_init();
+    // SAFETY: a process-wide option taking one int, set after libgit2_init.
+    unsafe {
+        raw::git_libgit2_opts(raw::GIT_OPT_ENABLE_CACHING as c_int, c_int::from(on));
+    }
+}
+
 /// Options that hand odbpack the statically linked libgit2's functions (not visible to dlsym).
 pub fn options_for_static_libgit2() -> odbpack_options {
     let mut options = odbpack_options::default();
