@@ -18,12 +18,7 @@ fn hundreds_of_packs_under_a_tiny_descriptor_limit() {
             format!("small blob {i}\n").as_bytes(),
         );
         let blob = blob.trim().to_owned();
-        let base = repo.pack_dir().join("pack");
-        git_stdin(
-            repo.path(),
-            &["pack-objects", "-q", base.to_str().expect("utf-8")],
-            format!("{blob}\n").as_bytes(),
-        );
+        repo.pack_objects(&[&blob], &[]);
         ids.push(blob);
     }
     repo.prune_loose();

@@ -35,18 +35,7 @@ fn ref_delta_pack_and_v1_index() {
     let repo = Repo::new();
     repo.grow_history(10, 6, "r");
     let objects: Vec<String> = repo.all_objects().into_keys().collect();
-    let input = objects.join("\n") + "\n";
-    let pack_base = repo.pack_dir().join("pack");
-    git_stdin(
-        repo.path(),
-        &[
-            "pack-objects",
-            "-q",
-            "--index-version=1",
-            pack_base.to_str().expect("utf-8"),
-        ],
-        input.as_bytes(),
-    );
+    repo.pack_objects(&objects, &["--index-version=1"]);
     // Remove everything else so only the REF_DELTA pack serves.
     for pack in repo.packs() {
         let idx = pack.with_extension("idx");
@@ -97,18 +86,8 @@ fn duplicated_objects_are_not_ambiguous() {
     repo.git(&["repack", "-dq"]);
     // A second pack with all objects again.
     let all = repo.all_objects();
-    let input = all.keys().cloned().collect::<Vec<_>>().join("\n") + "\n";
-    let base = repo.pack_dir().join("pack");
-    git_stdin(
-        repo.path(),
-        &[
-            "pack-objects",
-            "-q",
-            "--delta-base-offset",
-            base.to_str().expect("utf-8"),
-        ],
-        input.as_bytes(),
-    );
+    let ids: Vec<&String> = all.keys().collect();
+    repo.pack_objects(&ids, &["--delta-base-offset"]);
     repo.prune_loose();
     assert_eq!(repo.packs().len(), 2);
     let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
@@ -124,20 +103,10 @@ fn duplicated_objects_are_not_ambiguous() {
 #[test]
 fn ambiguity_matrix_matches_libgit2() {
     let repo = Repo::new();
-    for i in 0..1500 {
-        repo.write(
-            &format!("blobs/{i}"),
-            format!("blob number {i}\n").as_bytes(),
-        );
-    }
+    repo.write_blobs("", 0..1500);
     repo.commit_all("many blobs");
     repo.git(&["repack", "-adq"]);
-    for i in 1500..3000 {
-        repo.write(
-            &format!("blobs/{i}"),
-            format!("blob number {i}\n").as_bytes(),
-        );
-    }
+    repo.write_blobs("", 1500..3000);
     repo.commit_all("more blobs");
     repo.git(&["repack", "-dq"]);
     repo.prune_loose();
@@ -352,24 +321,14 @@ fn many_uncovered_packs_are_merged_and_follow_the_directory() {
     for batch in 0..merge_at + 1 {
         repo.grow_history(3, 6, &format!("m{batch}-"));
         // Small blobs spread over the packs, so that some ids share 4-hex prefixes across packs.
-        for i in 0..300 {
-            repo.write(
-                &format!("blobs/{batch}-{i}"),
-                format!("blob {batch} {i}\n").as_bytes(),
-            );
-        }
+        repo.write_blobs(&format!("{batch}-"), 0..300);
         repo.commit_all("blobs");
         repo.git(&["repack", "-dq"]);
     }
     // One pack more holding every object again: each id is in two packs.
     let all = repo.all_objects();
-    let input = all.keys().cloned().collect::<Vec<_>>().join("\n") + "\n";
-    let base = repo.pack_dir().join("pack");
-    git_stdin(
-        repo.path(),
-        &["pack-objects", "-q", base.to_str().expect("utf-8")],
-        input.as_bytes(),
-    );
+    let ids: Vec<&String> = all.keys().collect();
+    repo.pack_objects(&ids, &[]);
     repo.prune_loose();
     let packs = repo.packs().len();
     assert!(packs > merge_at, "{packs} packs");
@@ -422,11 +381,7 @@ fn many_uncovered_packs_are_merged_and_follow_the_directory() {
         &["hash-object", "-w", "--stdin"],
         b"a late blob\n",
     );
-    git_stdin(
-        repo.path(),
-        &["pack-objects", "-q", base.to_str().expect("utf-8")],
-        late.as_bytes(),
-    );
+    repo.pack_objects(&[late.trim()], &[]);
     repo.prune_loose();
     assert_eq!(odb.refresh(), 0);
     let snapshot = odb.store().snapshot();

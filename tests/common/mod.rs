@@ -138,6 +138,27 @@ impl Repo {
         std::fs::write(path, contents).expect("write file");
     }
 
+    /// Writes `blobs/<tag><i>` for each `i` in `numbers`, each a distinct one-line blob: many
+    /// ids spread over the id space, so that some share short prefixes.
+    pub fn write_blobs(&self, tag: &str, numbers: std::ops::Range<usize>) {
+        for i in numbers {
+            self.write(
+                &format!("blobs/{tag}{i}"),
+                format!("blob number {tag}{i}\n").as_bytes(),
+            );
+        }
+    }
+
+    /// Writes one pack of exactly `ids` with `git pack-objects` and `options`.
+    pub fn pack_objects<S: AsRef<str>>(&self, ids: &[S], options: &[&str]) {
+        let input: String = ids.iter().map(|id| format!("{}\n", id.as_ref())).collect();
+        let base = self.pack_dir().join("pack");
+        let mut args = vec!["pack-objects", "-q"];
+        args.extend_from_slice(options);
+        args.push(base.to_str().expect("utf-8 path"));
+        git_stdin(self.path(), &args, input.as_bytes());
+    }
+
     pub fn commit_all(&self, message: &str) {
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "--allow-empty", "-m", message]);
