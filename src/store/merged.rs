@@ -64,17 +64,19 @@ impl MergedIndex {
                 Err(_) => left_out.push(pack.clone()),
             }
         }
-        if packs.len() < MERGE_AT_PACKS || total > MERGE_MAX_OBJECTS {
+        // The table stores pack numbers and index positions as u32: a pack's index counts its
+        // objects in a u32, and the pack count is checked here.
+        if packs.len() < MERGE_AT_PACKS
+            || total > MERGE_MAX_OBJECTS
+            || u32::try_from(packs.len()).is_err()
+        {
             return None;
         }
         // Every pack's ids with where they are; a stable sort keeps the newest pack's copy of a
         // duplicated id first, and dedup keeps only that one (ids then being distinct, a prefix
         // matching two entries is truly ambiguous).
         let mut entries: Vec<(&[u8; HASH_LEN], u32, u32)> = Vec::new();
-        entries
-            .try_reserve_exact(total)
-            .ok()
-            .filter(|()| u32::try_from(packs.len()).is_ok())?;
+        entries.try_reserve_exact(total).ok()?;
         for (pack_position, pack) in packs.iter().enumerate() {
             // Loaded just above: `index()` returns the same validated map.
             let index = pack.index().ok()?;
