@@ -19,16 +19,17 @@
 //! the parent compares the digests. The full passes (`read every object`) must read every byte.
 //!
 //! Corpus: 5000 commits over 2000 files of 8–24 KiB (210k objects, 1.8 GB inflated, deltas up
-//! to 50 deep), packed by `git pack-objects` once per 100 commits as a repository that fetched 50
-//! times holds it; `git repack -ad` of that for one pack, `git multi-pack-index write` for the MIDX.
-//! Generating it takes about 2.5 minutes, once: it is kept under `target/bench-corpora/`.
+//! to 50 deep), packed by `git pack-objects` once per 100 commits as a repository that fetched
+//! 50 times holds it; `git repack -ad` of that for one pack, `git multi-pack-index write` for the
+//! MIDX. Generating it takes about 2.5 minutes, once: it is kept under `target/bench-corpora/`.
 //!
 //! `cargo bench --bench read`. Environment: `ODBPACK_BENCH_COMMITS` (default 5000, 42 objects a
 //! commit), `ODBPACK_BENCH_MS` per measurement (default 400), `ODBPACK_BENCH_CACHE_MB` (odbpack's
 //! delta-base cache budget, MiB), `ODBPACK_BENCH_ODB_CACHE=off` (turns off libgit2's object
-//! cache, `GIT_OPT_ENABLE_CACHING`, in front of both backends), and comma-separated filters `ODBPACK_BENCH_OPS`, `_CORPORA`,
-//! `_BACKENDS` (libgit2, odbpack), `_THREADS` (1, 2), `_STRICT` (off, on) — e.g. to profile one
-//! operation under callgrind (the children inherit the environment).
+//! cache, `GIT_OPT_ENABLE_CACHING`, in front of both backends), and comma-separated filters
+//! `ODBPACK_BENCH_OPS`, `_CORPORA`, `_BACKENDS` (libgit2, odbpack), `_THREADS` (1, 2), `_STRICT`
+//! (off, on) — e.g. to profile one operation under callgrind (the children inherit the
+//! environment).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -60,8 +61,9 @@ const DIRECTORIES: usize = 40;
 const EDITS_PER_COMMIT: usize = 20;
 
 /// One version of a generated file: 150 to 449 lines of 55 bytes (8 to 24 KiB, 16 KiB on
-/// average, the order of a real source tree's mean blob). A version written at commit `c` differs from the file's
-/// base text in one line of every 17, so two versions of a file differ in about 12% of lines.
+/// average, the order of a real source tree's mean blob). A version written at commit `c`
+/// differs from the file's base text in one line of every 17, so two versions of a file differ
+/// in about 12% of lines.
 fn file_body(file: usize, c: usize) -> String {
     let mut body = String::new();
     for line in 0..(150 + file % 300) {
