@@ -54,7 +54,6 @@ pub fn object_id(kind: ObjectKind, body: &[u8]) -> Result<ObjectId, CollisionDet
 pub struct HashingWriter<W: Write> {
     inner: W,
     hasher: Sha1,
-    written: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
@@ -63,13 +62,7 @@ impl<W: Write> HashingWriter<W> {
         HashingWriter {
             inner,
             hasher: Sha1::new(),
-            written: 0,
         }
-    }
-
-    /// Bytes written so far (trailer excluded).
-    pub fn written(&self) -> u64 {
-        self.written
     }
 
     /// Writes the trailer (the SHA-1 of everything before it) and returns it with the writer.
@@ -88,7 +81,6 @@ impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
-        self.written += n as u64;
         Ok(n)
     }
 
