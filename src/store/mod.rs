@@ -244,7 +244,9 @@ impl Store {
     /// to trust timestamps, rescans: one `readdir`, re-reading the MIDX, reusing every pack
     /// that is still there.
     pub fn refresh(&self) -> Result<()> {
-        let current = self.snapshot.load_full();
+        // A guard, not an `Arc` clone: this runs on every miss, and a shared count would bounce
+        // between the cores of threads that miss together.
+        let current = self.snapshot.load();
         if let Some(stamp) = current.stamp {
             // Unchanged: no lock, so concurrent misses on many threads don't queue up.
             let now = DirStamp::read(&self.pack_dir, stamp.has_chain_dir())
@@ -253,6 +255,7 @@ impl Store {
                 return Ok(());
             }
         }
+        drop(current);
         let _guard = self.refresh_lock.lock();
         let stamp =
             DirStamp::read(&self.pack_dir, true).map_err(|e| Error::io(&self.pack_dir, e))?;
@@ -375,7 +378,7 @@ impl Store {
 
     /// The one object whose id starts with `prefix`.
     pub fn resolve_prefix(&self, prefix: &Prefix) -> Result<ObjectId> {
-        let set = self.snapshot.load_full();
+        let set = self.snapshot.load();
         match set.locate_prefix(prefix)? {
             Some((oid, _)) => Ok(oid),
             None => Err(Error::NotFound),
