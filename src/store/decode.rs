@@ -1,6 +1,7 @@
 //! Turning a pack entry into an object: walking delta chains (OFS and REF), inflating, applying
 //! deltas, and resolving the final type and size without inflating whole objects.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -82,6 +83,46 @@ enum Root {
 /// 1 → 102k / 329k reads/s, 2 → 153k / 569k, 3 → 149k / 566k (measured while the cache was an
 /// LRU, before CLOCK).
 const CHECKPOINT_SPACING: u32 = 2;
+
+/// Buffers a thread reuses from one chain to the next, so applying a delta allocates only the
+/// results the cache keeps: the inflated delta, and the two intermediate results in between
+/// that it does not keep (once full, it admits only every [`CHECKPOINT_SPACING`]-th).
+#[derive(Default)]
+struct Scratch {
+    delta: Vec<u8>,
+    base: Vec<u8>,
+    target: Vec<u8>,
+}
+
+/// Scratch buffers larger than this are freed after use: one huge object in a chain must not
+/// pin its size in every thread that ever decoded it.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+impl Scratch {
+    fn release_large(&mut self) {
+        for buffer in [&mut self.delta, &mut self.base, &mut self.target] {
+            if buffer.capacity() > SCRATCH_KEEP {
+                *buffer = Vec::new();
+            }
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The first `len` bytes of `buffer`, growing it (fallibly: sizes come from the pack) when it is
+/// shorter. Bytes past the old length are zeroed once; after that a reused buffer costs nothing.
+fn grow(buffer: &mut Vec<u8>, len: usize) -> Result<&mut [u8]> {
+    if buffer.len() < len {
+        buffer
+            .try_reserve_exact(len - buffer.len())
+            .map_err(|_| Error::OutOfMemory(len))?;
+        buffer.resize(len, 0);
+    }
+    Ok(&mut buffer[..len])
+}
 
 impl Store {
     /// The mapped data of `pack`, mapping it (and enforcing the map budget) on first use.
@@ -248,7 +289,7 @@ impl Store {
         };
 
         // No delta: inflate straight into the caller's buffer.
-        let (kind, mut current, mut depth): (ObjectKind, Arc<Vec<u8>>, u32) = match root {
+        let base = match root {
             Root::Whole {
                 offset,
                 entry,
@@ -260,28 +301,61 @@ impl Store {
                     self.inflate_entry(pack, &data, offset, &entry, out)?;
                     return Ok(kind);
                 }
-                let bytes = Arc::new(self.inflate_to_vec(pack, &data, offset, &entry)?);
-                self.cache.insert(
-                    (pack.number, offset),
-                    CachedObject {
-                        kind,
-                        data: bytes.clone(),
-                        depth: 0,
-                    },
-                );
-                (kind, bytes, 0)
+                let base = CachedObject {
+                    kind,
+                    data: Arc::new(self.inflate_to_vec(pack, &data, offset, &entry)?),
+                    depth: 0,
+                };
+                self.cache.insert((pack.number, offset), base.clone());
+                base
             }
             Root::Cached(cached) => {
                 if chain.is_empty() {
                     sink.copy(cached.kind, &cached.data)?;
                     return Ok(cached.kind);
                 }
-                (cached.kind, cached.data, cached.depth)
+                cached
             }
         };
 
-        // Apply the deltas base-first. Each result is written once, into its final place: the
-        // host's buffer for the requested object, a cached `Vec` for the bases in between.
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let result = self.apply_chain(chain, pack, data, base, sink, &mut scratch);
+                scratch.release_large();
+                result
+            }
+            // Re-entrant use (not expected): fresh buffers instead of a borrow panic.
+            Err(_) => self.apply_chain(chain, pack, data, base, sink, &mut Scratch::default()),
+        })
+    }
+
+    /// Applies the deltas of `chain` base-first onto `base`, writing
+    /// the requested object into `sink`. Each result is written once, into its final place: the
+    /// host's buffer for the requested object, a new cached `Vec` for a base the cache admits,
+    /// and a reused scratch buffer for a base it does not.
+    fn apply_chain<'a>(
+        &self,
+        mut chain: Vec<Link<'a>>,
+        mut pack: &'a Arc<Pack>,
+        mut data: DataRef,
+        base: CachedObject,
+        sink: &mut dyn ObjectSink,
+        scratch: &mut Scratch,
+    ) -> Result<ObjectKind> {
+        let Scratch {
+            delta: delta_buffer,
+            base: scratch_base,
+            target: scratch_target,
+        } = scratch;
+        // The base of the next delta: shared with the cache, or the first `len` bytes of
+        // `scratch_base`.
+        let CachedObject {
+            kind,
+            data: base,
+            mut depth,
+        } = base;
+        let mut shared = Some(base);
+        let mut scratch_len = 0;
         while let Some(link) = chain.pop() {
             let delta_error = |source| Error::Delta {
                 path: link.pack.pack_path().to_owned(),
@@ -292,29 +366,43 @@ impl Store {
                 data = self.pack_data(link.pack)?;
                 pack = link.pack;
             }
-            let delta_bytes = self.inflate_to_vec(pack, &data, link.offset, &link.entry)?;
-            let header = delta::check(&current, &delta_bytes, self.options.max_object_size)
+            let delta_len = self.check_size(pack, link.entry.size, "entry")?;
+            let delta_bytes = grow(delta_buffer, delta_len)?;
+            self.inflate_entry(pack, &data, link.offset, &link.entry, delta_bytes)?;
+            let current: &[u8] = match &shared {
+                Some(bytes) => bytes,
+                None => &scratch_base[..scratch_len],
+            };
+            let header = delta::check(current, delta_bytes, self.options.max_object_size)
                 .map_err(delta_error)?;
             let len =
                 usize::try_from(header.result_size).map_err(|_| Error::OutOfMemory(usize::MAX))?;
             if chain.is_empty() {
                 let out = sink.buffer(kind, len)?;
-                delta::apply_into(&current, &delta_bytes, &header, out).map_err(delta_error)?;
+                delta::apply_into(current, delta_bytes, &header, out).map_err(delta_error)?;
                 return Ok(kind);
             }
-            let mut result = self.buffer(len)?;
-            delta::apply_into(&current, &delta_bytes, &header, &mut result).map_err(delta_error)?;
-            current = Arc::new(result);
             depth = depth.saturating_add(1);
-            if depth % CHECKPOINT_SPACING == 0 || self.cache.has_room(len) {
+            if depth.is_multiple_of(CHECKPOINT_SPACING) || self.cache.has_room(len) {
+                let mut result = self.buffer(len)?;
+                delta::apply_into(current, delta_bytes, &header, &mut result)
+                    .map_err(delta_error)?;
+                let result = Arc::new(result);
                 self.cache.insert(
                     (link.pack.number, link.offset),
                     CachedObject {
                         kind,
-                        data: current.clone(),
+                        data: result.clone(),
                         depth,
                     },
                 );
+                shared = Some(result);
+            } else {
+                let out = grow(scratch_target, len)?;
+                delta::apply_into(current, delta_bytes, &header, out).map_err(delta_error)?;
+                std::mem::swap(scratch_base, scratch_target);
+                scratch_len = len;
+                shared = None;
             }
         }
         unreachable!("a chain with deltas returns from inside the loop")
