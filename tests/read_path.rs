@@ -310,6 +310,66 @@ fn refresh_picks_up_new_packs_and_drops_vanished_ones() {
     );
 }
 
+/// A refresh re-stamps the pack directory through a handle held open on it. When the directory
+/// itself is replaced (renamed away, a new one renamed into place), the held one is unchanged
+/// inside, yet the refresh must notice and read the new one.
+#[test]
+fn refresh_notices_a_replaced_pack_directory() {
+    let repo = Repo::new();
+    repo.grow_history(3, 3, "x");
+    repo.git(&["repack", "-adq"]);
+    repo.prune_loose();
+    let before = repo.all_objects();
+
+    // A copy of the pack directory plus a pack of new objects, to swap in for it later.
+    repo.grow_history(1, 3, "y");
+    let new_ids: Vec<String> = repo
+        .all_objects()
+        .into_keys()
+        .filter(|id| !before.contains_key(id))
+        .collect();
+    let objects = repo.objects_dir();
+    let (pack_dir, copy, old) = (
+        objects.join("pack"),
+        objects.join("pack.new"),
+        objects.join("pack.old"),
+    );
+    std::fs::create_dir(&copy).expect("mkdir");
+    for entry in std::fs::read_dir(&pack_dir).expect("readdir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).expect("copy");
+    }
+    let input: String = new_ids.iter().map(|id| format!("{id}\n")).collect();
+    let base = copy.join("pack");
+    git_stdin(
+        repo.path(),
+        &["pack-objects", "-q", base.to_str().expect("utf-8 path")],
+        input.as_bytes(),
+    );
+
+    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    // Old enough for the stamp to be trusted: from now on an unchanged stamp skips the rescan.
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    assert_eq!(odb.refresh(), 0);
+    let snapshot = odb.store().snapshot();
+    assert_eq!(odb.refresh(), 0);
+    assert!(
+        std::sync::Arc::ptr_eq(&snapshot, &odb.store().snapshot()),
+        "unchanged directory keeps the snapshot"
+    );
+    assert!(
+        !odb.exists(&new_ids[0]),
+        "new objects are loose, not served"
+    );
+
+    // The swap leaves the old directory's entries as they were: only its ctime tells.
+    std::fs::rename(&pack_dir, &old).expect("rename away");
+    std::fs::rename(&copy, &pack_dir).expect("rename into place");
+    for id in &new_ids {
+        assert!(odb.read(id).is_ok(), "{id} in the new directory is found");
+    }
+}
+
 /// Enough packs without a MIDX are merged into one in-memory index: every answer (reads,
 /// headers, prefixes, ambiguity, duplicates across packs, misses) stays libgit2's and git's, and
 /// the index follows the directory: kept while its packs stay, packs added since probed one by

@@ -33,7 +33,7 @@ use cache::DeltaBaseCache;
 pub use decode::{ObjectSink, VecSink};
 use headers::HeaderMemo;
 use pack::MapCounter;
-use packset::{DirStamp, Scanner};
+use packset::{DirStamp, DirWatch, Scanner};
 pub use packset::{Location, MidxProblem, PackSet};
 
 /// Tuning and limits of a store. Backends on the same directory share a store only when their
@@ -240,51 +240,56 @@ impl Store {
     }
 
     /// Brings the snapshot up to date with the directory. When nothing changed this is one
-    /// `stat` (two with an incremental MIDX chain, see [`DirStamp`]); a change, or one too recent
-    /// to trust timestamps, rescans: one `readdir`, re-reading the MIDX, reusing every pack
-    /// that is still there.
+    /// `fstat` of the pack directory held open (two with an incremental MIDX chain, see
+    /// [`DirStamp`] and [`DirWatch`]); a change, or one too recent to trust timestamps,
+    /// rescans: one `readdir`, re-reading the MIDX, reusing every pack that is still there.
     pub fn refresh(&self) -> Result<()> {
         // A guard, not an `Arc` clone: this runs on every miss, and a shared count would bounce
         // between the cores of threads that miss together.
         let current = self.snapshot.load();
-        if let Some(stamp) = current.stamp {
+        if let (Some(stamp), Some(watch)) = (current.stamp, &current.watch) {
             // Unchanged: no lock, so concurrent misses on many threads don't queue up.
-            let now = DirStamp::read(&self.pack_dir, stamp.has_chain_dir())
-                .map_err(|e| Error::io(&self.pack_dir, e))?;
+            let now = watch.stamp().map_err(|e| Error::io(&self.pack_dir, e))?;
             if now == stamp {
                 return Ok(());
             }
         }
         drop(current);
         let _guard = self.refresh_lock.lock();
-        let stamp =
-            DirStamp::read(&self.pack_dir, true).map_err(|e| Error::io(&self.pack_dir, e))?;
+        let (watch, stamp) = self.watch()?;
         let current = self.snapshot.load_full();
         // Another thread may have rescanned while this one waited for the lock.
         if current.stamp == Some(stamp) {
             return Ok(());
         }
-        self.rescan_locked(&current, stamp)
+        self.rescan_locked(&current, watch, stamp)
     }
 
     /// Rescans unconditionally (after this process itself changed the directory).
     pub fn rescan(&self) -> Result<()> {
         let _guard = self.refresh_lock.lock();
-        // Stat the chain directory whether or not it existed: this stamp decides from now on.
-        let stamp =
-            DirStamp::read(&self.pack_dir, true).map_err(|e| Error::io(&self.pack_dir, e))?;
+        let (watch, stamp) = self.watch()?;
         let current = self.snapshot.load_full();
-        self.rescan_locked(&current, stamp)
+        self.rescan_locked(&current, watch, stamp)
     }
 
-    fn rescan_locked(&self, current: &PackSet, stamp: DirStamp) -> Result<()> {
+    /// Opens the directories to watch as they are now, with their stamp. The stamp is taken
+    /// before the rescan reads the directory: a change in between shows at the next refresh.
+    fn watch(&self) -> Result<(DirWatch, DirStamp)> {
+        let io = |e| Error::io(&self.pack_dir, e);
+        let watch = DirWatch::open(&self.pack_dir).map_err(io)?;
+        let stamp = watch.stamp().map_err(io)?;
+        Ok((watch, stamp))
+    }
+
+    fn rescan_locked(&self, current: &PackSet, watch: DirWatch, stamp: DirStamp) -> Result<()> {
         let next_number = || self.next_pack_number.fetch_add(1, Ordering::Relaxed);
         let scanner = Scanner {
             pack_dir: &self.pack_dir,
             use_midx: self.options.use_midx,
             next_number: &next_number,
         };
-        let (set, problems) = scanner.scan(current, stamp, SystemTime::now())?;
+        let (set, problems) = scanner.scan(current, watch, stamp, SystemTime::now())?;
         // Packs that left the directory: their cached bases can go now; their mappings go when
         // the last reader of the old snapshot drops it.
         for (name, pack) in &current.by_name {

@@ -25,39 +25,50 @@ pub const MIDX_CHAIN_DIR: &str = "multi-pack-index.d";
 /// The chain file inside [`MIDX_CHAIN_DIR`].
 pub const MIDX_CHAIN_FILE: &str = "multi-pack-index-chain";
 
-/// Identity of a file or directory at one moment: changes whenever it is replaced or modified.
+/// Identity of a directory at one moment: changes whenever an entry is added, removed or
+/// renamed in it, and whenever the directory itself is renamed or removed (which sets its ctime;
+/// removal also drops its link count to 0). So a stamp taken through a handle held open on the
+/// directory still notices when the directory is replaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileStamp {
     ino: u64,
     dev: u64,
     size: u64,
+    nlink: u64,
     mtime_ns: i128,
+    ctime_ns: i128,
 }
 
 impl FileStamp {
-    /// Stats `path`; `None` if it does not exist.
-    pub fn of(path: &Path) -> io::Result<Option<FileStamp>> {
+    fn from_metadata(meta: &fs::Metadata) -> FileStamp {
         use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            ino: meta.ino(),
+            dev: meta.dev(),
+            size: meta.len(),
+            nlink: meta.nlink(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+        }
+    }
+
+    /// Stats `path`; `None` if it does not exist.
+    fn of(path: &Path) -> io::Result<Option<FileStamp>> {
         match fs::metadata(path) {
-            Ok(meta) => Ok(Some(FileStamp {
-                ino: meta.ino(),
-                dev: meta.dev(),
-                size: meta.len(),
-                mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-            })),
+            Ok(meta) => Ok(Some(FileStamp::from_metadata(&meta))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Whether the stamp's mtime is too close to `now` to prove nothing else changed in the same
-    /// timestamp tick (file systems with coarse clocks; libgit2 #932). A racy stamp forces the
-    /// next refresh to rescan.
+    /// Whether the stamp's last change is too close to `now` to prove nothing else changed in
+    /// the same timestamp tick (file systems with coarse clocks; libgit2 #932). A racy stamp
+    /// forces the next refresh to rescan.
     fn is_racy(&self, now: SystemTime) -> bool {
         let now_ns = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i128);
-        now_ns - self.mtime_ns < RACY_WINDOW.as_nanos() as i128
+        now_ns - self.mtime_ns.max(self.ctime_ns) < RACY_WINDOW.as_nanos() as i128
     }
 }
 
@@ -70,8 +81,8 @@ const RACY_WINDOW: Duration = Duration::from_secs(3);
 /// git never modifies these files in place: packs, indexes, the MIDX, its layers and the chain
 /// file all arrive by `rename` (or leave by `unlink`) in the pack directory or in
 /// `multi-pack-index.d/`, and each of those changes the directory's mtime. So the directories
-/// are all that must be watched: one `stat` of the pack directory, plus one of the chain
-/// directory when it exists (its creation changes the pack directory).
+/// are all that must be watched: the pack directory, plus the chain directory when it exists
+/// (its creation changes the pack directory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DirStamp {
     pack_dir: Option<FileStamp>,
@@ -79,30 +90,60 @@ pub struct DirStamp {
 }
 
 impl DirStamp {
-    /// Stats the pack directory and, if `with_chain_dir`, `multi-pack-index.d/`.
-    pub fn read(pack_dir: &Path, with_chain_dir: bool) -> io::Result<DirStamp> {
-        let chain_dir = if with_chain_dir {
-            FileStamp::of(&pack_dir.join(MIDX_CHAIN_DIR))?
-        } else {
-            None
-        };
-        Ok(DirStamp {
-            pack_dir: FileStamp::of(pack_dir)?,
-            chain_dir,
-        })
-    }
-
-    /// Whether the chain directory existed when this stamp was taken (so must be watched).
-    pub fn has_chain_dir(&self) -> bool {
-        self.chain_dir.is_some()
-    }
-
     /// Whether any part changed too recently to be trusted.
     pub fn is_racy(&self, now: SystemTime) -> bool {
         [self.pack_dir, self.chain_dir]
             .iter()
             .flatten()
             .any(|stamp| stamp.is_racy(now))
+    }
+}
+
+/// The watched directories, held open. Every miss refreshes, so re-stamping must be cheap: an
+/// `fstat` of an open directory skips the path walk a `stat` does for every component of the
+/// path, most of a miss's cost on one pack. A directory that did not exist when the watch was
+/// opened is stat-ed by path instead (the pack directory, to notice that it appears; the chain
+/// directory is not watched, its creation changes the pack directory).
+#[derive(Debug)]
+pub struct DirWatch {
+    pack_dir_path: PathBuf,
+    pack_dir: Option<fs::File>,
+    chain_dir: Option<fs::File>,
+}
+
+/// Opens a directory for watching; `None` if it does not exist.
+fn open_dir(path: &Path) -> io::Result<Option<fs::File>> {
+    match fs::File::open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl DirWatch {
+    /// Opens the pack directory and its chain directory as they are now.
+    pub fn open(pack_dir: &Path) -> io::Result<DirWatch> {
+        Ok(DirWatch {
+            pack_dir_path: pack_dir.to_owned(),
+            pack_dir: open_dir(pack_dir)?,
+            chain_dir: open_dir(&pack_dir.join(MIDX_CHAIN_DIR))?,
+        })
+    }
+
+    /// The watched directories' state now.
+    pub fn stamp(&self) -> io::Result<DirStamp> {
+        let pack_dir = match &self.pack_dir {
+            Some(dir) => Some(FileStamp::from_metadata(&dir.metadata()?)),
+            None => FileStamp::of(&self.pack_dir_path)?,
+        };
+        let chain_dir = match &self.chain_dir {
+            Some(dir) => Some(FileStamp::from_metadata(&dir.metadata()?)),
+            None => None,
+        };
+        Ok(DirStamp {
+            pack_dir,
+            chain_dir,
+        })
     }
 }
 
@@ -163,6 +204,8 @@ pub struct PackSet {
     pub by_name: HashMap<String, Arc<Pack>>,
     /// The directory state this snapshot was built from (`None`: build it again next time).
     pub stamp: Option<DirStamp>,
+    /// The directories `stamp` was taken from, held open to re-stamp them.
+    pub watch: Option<DirWatch>,
 }
 
 impl PackSet {
@@ -347,6 +390,7 @@ impl Scanner<'_> {
     pub fn scan(
         &self,
         previous: &PackSet,
+        watch: DirWatch,
         stamp: DirStamp,
         now: SystemTime,
     ) -> Result<(PackSet, Vec<MidxProblem>)> {
@@ -360,6 +404,7 @@ impl Scanner<'_> {
                 return Ok((
                     PackSet {
                         stamp: Some(stamp),
+                        watch: Some(watch),
                         ..PackSet::default()
                     },
                     problems,
@@ -429,6 +474,7 @@ impl Scanner<'_> {
                 uncovered,
                 by_name,
                 stamp,
+                watch: Some(watch),
             },
             problems,
         ))
