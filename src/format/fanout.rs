@@ -1,11 +1,17 @@
-//! The fanout table + sorted id table search shared by `.idx` and the MIDX OIDF/OIDL chunks.
+//! The fanout table + sorted id table search shared by `.idx`, the MIDX OIDF/OIDL chunks and
+//! the in-memory merged index.
 //!
 //! Both formats store 256 big-endian `u32` cumulative counts (entry `b` = number of ids whose
 //! first byte is `<= b`) followed, somewhere, by the sorted ids. [`SortedIds`] is a validated view
 //! over the pair: the fanout is checked monotonic and consistent with the id count when built,
 //! so lookups need no further checks beyond slice bounds.
+//!
+//! A table that serves many lookups also gets a finer fanout, built in memory ([`Fanout`]): a
+//! lookup then bisects a handful of ids instead of a whole first-byte bucket.
 
 use std::cmp::Ordering;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use super::{PrefixMatch, be_u32};
 use crate::oid::{HASH_LEN, ObjectId, Prefix};
@@ -63,17 +69,128 @@ fn leading_u64(id: &[u8]) -> u64 {
     u64::from_be_bytes(leading)
 }
 
+/// Tables with fewer ids never get a fine fanout: their first-byte buckets hold a few dozen ids
+/// at most, and the whole table stays in the CPU cache.
+const FINE_MIN_IDS: usize = 1 << 14;
+
+/// A fine fanout is built once a table has served `ids / FINE_LOOKUPS_DIVISOR` lookups:
+/// building reads every id once, and each later lookup saves most of a bisection's cache misses
+/// (a one-shot process looking a few ids up never pays for it).
+const FINE_LOOKUPS_DIVISOR: usize = 4;
+
+/// A file's 256-entry fanout, plus the finer one a busy table gets: a table of where each run
+/// of ids sharing their leading bits starts, about one bucket for every two ids.
+#[derive(Debug)]
+pub struct Fanout {
+    counts: [u32; 256],
+    /// Built on the lookup that crosses the threshold; `None` inside if it could not be allocated.
+    fine: OnceLock<Option<FineFanout>>,
+    /// Lookups so far, counted until the fine fanout exists.
+    lookups: AtomicUsize,
+}
+
+impl Fanout {
+    /// The fanout of a file, from [`parse_fanout`]'s counts; a fine one comes with use.
+    pub fn new(counts: [u32; 256]) -> Fanout {
+        Fanout {
+            counts,
+            fine: OnceLock::new(),
+            lookups: AtomicUsize::new(0),
+        }
+    }
+
+    /// A fanout whose fine table is built now, over `ids` (`counts[255]` ids of `HASH_LEN` bytes,
+    /// sorted): for tables built in memory to serve lookups, like the merged index.
+    pub fn with_fine(counts: [u32; 256], ids: &[u8]) -> Fanout {
+        let fanout = Fanout::new(counts);
+        if ids.len() / HASH_LEN >= FINE_MIN_IDS {
+            let _ = fanout.fine.set(FineFanout::build(ids));
+        }
+        fanout
+    }
+
+    /// The cumulative counts: entry `b` is the number of ids whose first byte is `<= b`.
+    pub fn counts(&self) -> &[u32; 256] {
+        &self.counts
+    }
+
+    /// The fine fanout over `ids`, once this table has earned one.
+    #[inline]
+    fn fine(&self, ids: &[u8]) -> Option<&FineFanout> {
+        if let Some(fine) = self.fine.get() {
+            return fine.as_ref();
+        }
+        let len = ids.len() / HASH_LEN;
+        if len < FINE_MIN_IDS
+            || self.lookups.fetch_add(1, AtomicOrdering::Relaxed) < len / FINE_LOOKUPS_DIVISOR
+        {
+            return None;
+        }
+        self.fine.get_or_init(|| FineFanout::build(ids)).as_ref()
+    }
+}
+
+/// Where each run of ids sharing their leading `bits` bits starts: a fanout over about half as
+/// many buckets as there are ids, so a lookup bisects one or two ids where a first-byte bucket
+/// of a 200k-id table holds 800. Those bisection steps are the cache misses of a lookup in a
+/// table larger than the CPU caches; this table (2 bytes an id or so) is touched once.
+#[derive(Debug)]
+struct FineFanout {
+    bits: u32,
+    /// `starts[b]` = position of the first id whose leading bits are `>= b`; `2^bits + 1`
+    /// entries, non-decreasing, each at most the id count.
+    starts: Box<[u32]>,
+}
+
+impl FineFanout {
+    /// Builds the table over sorted `ids` (`None` if it cannot be allocated). Ids out of order
+    /// (a corrupt file) give wrong answers, as the bisection would, but never an out-of-range
+    /// position: entries only grow and are capped by the id count.
+    fn build(ids: &[u8]) -> Option<FineFanout> {
+        let ids = ids.as_chunks::<HASH_LEN>().0;
+        let len = u32::try_from(ids.len()).ok()?;
+        // About two ids a bucket: ceil(log2(len)) - 1 bits, at most 2^24 buckets (64 MiB).
+        let bits = (u32::BITS - len.saturating_sub(1).leading_zeros())
+            .saturating_sub(1)
+            .clamp(8, 24);
+        let buckets = 1usize << bits;
+        let mut starts = Vec::new();
+        starts.try_reserve_exact(buckets + 1).ok()?;
+        for (position, id) in (0u32..).zip(ids) {
+            let bucket = (leading_u64(id) >> (64 - bits)) as usize;
+            while starts.len() <= bucket {
+                starts.push(position);
+            }
+        }
+        starts.resize(buckets + 1, len);
+        Some(FineFanout {
+            bits,
+            starts: starts.into_boxed_slice(),
+        })
+    }
+
+    /// Range of positions whose ids share `target`'s leading bits (`target` = an id's leading
+    /// eight bytes).
+    #[inline]
+    fn range(&self, target: u64) -> (usize, usize) {
+        let bucket = (target >> (64 - self.bits)) as usize;
+        let lo = self.starts.get(bucket).copied().unwrap_or(0) as usize;
+        let hi = self.starts.get(bucket + 1).copied().unwrap_or(0) as usize;
+        (lo.min(hi), hi)
+    }
+}
+
 /// A validated fanout plus the sorted id table it indexes. Cheap to copy.
 #[derive(Clone, Copy, Debug)]
 pub struct SortedIds<'a> {
-    fanout: &'a [u32; 256],
+    fanout: &'a Fanout,
     ids: &'a [u8],
 }
 
 impl<'a> SortedIds<'a> {
-    /// Pairs `fanout` with `ids`; `ids.len()` must be `fanout[255] * 20` (callers check at open).
-    pub fn new(fanout: &'a [u32; 256], ids: &'a [u8]) -> SortedIds<'a> {
-        debug_assert_eq!(ids.len(), fanout[255] as usize * HASH_LEN);
+    /// Pairs `fanout` with `ids`; `ids.len()` must be `counts[255] * 20` (callers check at open).
+    pub fn new(fanout: &'a Fanout, ids: &'a [u8]) -> SortedIds<'a> {
+        debug_assert_eq!(ids.len(), fanout.counts[255] as usize * HASH_LEN);
         SortedIds { fanout, ids }
     }
 
@@ -102,13 +219,28 @@ impl<'a> SortedIds<'a> {
     #[inline]
     fn bucket(&self, first_byte: u8) -> (usize, usize) {
         let len = self.len();
-        let hi = (self.fanout[first_byte as usize] as usize).min(len);
+        let counts = &self.fanout.counts;
+        let hi = (counts[first_byte as usize] as usize).min(len);
         let lo = if first_byte == 0 {
             0
         } else {
-            self.fanout[first_byte as usize - 1] as usize
+            counts[first_byte as usize - 1] as usize
         };
         (lo.min(hi), hi)
+    }
+
+    /// Range of positions to bisect for an id whose leading eight bytes are `target`: its fine
+    /// bucket when the table has one, else its first-byte bucket. Clamped to the table.
+    #[inline]
+    fn candidates(&self, target: u64) -> (usize, usize) {
+        match self.fanout.fine(self.ids) {
+            Some(fine) => {
+                let (lo, hi) = fine.range(target);
+                let hi = hi.min(self.len());
+                (lo.min(hi), hi)
+            }
+            None => self.bucket((target >> 56) as u8),
+        }
     }
 
     /// Orders the id at `index` against `oid` (`target` = its leading eight bytes): one integer
@@ -122,7 +254,7 @@ impl<'a> SortedIds<'a> {
         }
     }
 
-    /// Position of `oid`, if present: fanout bucket, then binary search.
+    /// Position of `oid`, if present: fanout bucket (the fine one if built), then binary search.
     ///
     /// Plain bisection, not interpolation: the first probes of every search in a bucket land on
     /// the same few entries, which stay in the CPU cache, while interpolated guesses land
@@ -132,7 +264,7 @@ impl<'a> SortedIds<'a> {
     #[inline]
     pub fn find(&self, oid: &ObjectId) -> Option<usize> {
         let target = leading_u64(&oid.0);
-        let (mut lo, mut hi) = self.bucket(oid.0[0]);
+        let (mut lo, mut hi) = self.candidates(target);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.cmp_at(mid, oid, target) {
@@ -144,13 +276,15 @@ impl<'a> SortedIds<'a> {
         None
     }
 
-    /// First position whose id is `>= prefix.id()` within the prefix's first-byte bucket, and
-    /// the bucket's end.
+    /// First position whose id is `>= prefix.id()`, and the end of the prefix's first-byte
+    /// bucket (no match lies past it). The search runs in the start id's fine bucket when there
+    /// is one: if no id there is `>=` the start, the first id of the next bucket is the answer,
+    /// and that is where the search ends.
     fn lower_bound(&self, prefix: &Prefix) -> (usize, usize) {
         let start = prefix.id();
         let target = leading_u64(&start.0);
-        let (bucket_lo, bucket_hi) = self.bucket(start.0[0]);
-        let (mut lo, mut hi) = (bucket_lo, bucket_hi);
+        let (_, bucket_hi) = self.bucket(start.0[0]);
+        let (mut lo, mut hi) = self.candidates(target);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if self.cmp_at(mid, start, target) == Ordering::Less {
@@ -180,14 +314,18 @@ impl<'a> SortedIds<'a> {
 mod tests {
     use super::*;
 
-    fn table(ids: &[[u8; HASH_LEN]]) -> ([u32; 256], Vec<u8>) {
-        let mut fanout = [0u32; 256];
+    fn counts(ids: &[[u8; HASH_LEN]]) -> [u32; 256] {
+        let mut counts = [0u32; 256];
         for id in ids {
-            for slot in fanout.iter_mut().skip(id[0] as usize) {
+            for slot in counts.iter_mut().skip(id[0] as usize) {
                 *slot += 1;
             }
         }
-        (fanout, ids.concat())
+        counts
+    }
+
+    fn table(ids: &[[u8; HASH_LEN]]) -> (Fanout, Vec<u8>) {
+        (Fanout::new(counts(ids)), ids.concat())
     }
 
     fn id(first: u8, second: u8, third: u8) -> [u8; HASH_LEN] {
@@ -240,10 +378,9 @@ mod tests {
         );
     }
 
-    /// Interpolation + binary search agree with a linear scan on large tables: every present id,
-    /// ids just beside them, and prefixes of every length.
-    #[test]
-    fn large_tables_match_a_linear_scan() {
+    /// `count` random sorted ids; every 97th shares its leading eight bytes with the others of
+    /// its kind, which exercises the tail comparison.
+    fn random_ids(count: usize) -> Vec<[u8; HASH_LEN]> {
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             state ^= state << 13;
@@ -251,14 +388,13 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let mut ids: Vec<[u8; HASH_LEN]> = (0..20_000)
+        let mut ids: Vec<[u8; HASH_LEN]> = (0..count)
             .map(|i| {
                 let mut id = [0u8; HASH_LEN];
                 for chunk in id.chunks_mut(8) {
                     let bytes = next().to_be_bytes();
                     chunk.copy_from_slice(&bytes[..chunk.len()]);
                 }
-                // Clusters of ids sharing 8 leading bytes exercise the tail comparison.
                 if i % 97 == 0 {
                     id[..8].copy_from_slice(&[0x42; 8]);
                 }
@@ -267,8 +403,12 @@ mod tests {
             .collect();
         ids.sort();
         ids.dedup();
-        let (fanout, raw) = table(&ids);
-        let sorted = SortedIds::new(&fanout, &raw);
+        ids
+    }
+
+    /// Checks `sorted` against a search of the sorted `ids` themselves: every present id, ids
+    /// just beside them, and prefixes of several lengths.
+    fn check_against_reference(ids: &[[u8; HASH_LEN]], sorted: SortedIds<'_>) {
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(sorted.find(&ObjectId(*id)), Some(i));
             let mut beside = *id;
@@ -281,12 +421,15 @@ mod tests {
         for (i, id) in ids.iter().enumerate().step_by(41) {
             for hex_len in [4, 5, 7, 12, 16, 17, 40] {
                 let prefix = Prefix::new(ObjectId(*id), hex_len).expect("valid length");
-                let matches: Vec<usize> = (0..ids.len())
-                    .filter(|&j| prefix.matches(&ids[j]))
-                    .collect();
-                let expected = match matches.len() {
+                let first = ids.partition_point(|other| other < &prefix.id().0);
+                let matches = ids[first..]
+                    .iter()
+                    .take(2)
+                    .filter(|other| prefix.matches(&other[..]))
+                    .count();
+                let expected = match matches {
                     0 => PrefixMatch::None,
-                    1 => PrefixMatch::One(matches[0]),
+                    1 => PrefixMatch::One(first),
                     _ => PrefixMatch::Ambiguous,
                 };
                 assert_eq!(
@@ -294,6 +437,60 @@ mod tests {
                     expected,
                     "id {i} prefix {hex_len}"
                 );
+            }
+        }
+    }
+
+    /// Bisection of first-byte buckets, and of fine buckets, agrees with a search of the ids
+    /// themselves.
+    #[test]
+    fn large_tables_match_a_reference_search() {
+        let ids = random_ids(20_000);
+        let raw = ids.concat();
+        let plain = Fanout::new(counts(&ids));
+        assert!(plain.fine.get().is_none());
+        check_against_reference(&ids, SortedIds::new(&plain, &raw));
+        // The lookups above were enough to earn the fine fanout; answers stay the same with it.
+        assert!(plain.fine.get().is_some_and(Option::is_some));
+        check_against_reference(&ids, SortedIds::new(&plain, &raw));
+        let fine = Fanout::with_fine(counts(&ids), &raw);
+        check_against_reference(&ids, SortedIds::new(&fine, &raw));
+    }
+
+    /// With more than 2^17 ids the fine buckets are narrower than a 4-hex prefix: a prefix's
+    /// matches can start in the bucket after its start id's.
+    #[test]
+    fn short_prefixes_span_fine_buckets() {
+        let ids = random_ids(140_000);
+        let raw = ids.concat();
+        let fanout = Fanout::with_fine(counts(&ids), &raw);
+        let bits = fanout
+            .fine
+            .get()
+            .and_then(Option::as_ref)
+            .expect("built")
+            .bits;
+        assert!(bits > 16, "{bits} bits");
+        check_against_reference(&ids, SortedIds::new(&fanout, &raw));
+    }
+
+    /// Ids out of order (a corrupt file) give wrong answers at worst, never a position out of
+    /// range or a panic.
+    #[test]
+    fn fine_fanout_of_unsorted_ids_stays_in_range() {
+        let mut ids = random_ids(20_000);
+        ids.reverse();
+        ids.swap(10, 15_000);
+        let raw = ids.concat();
+        let fanout = Fanout::with_fine(counts(&random_ids(20_000)), &raw);
+        let sorted = SortedIds::new(&fanout, &raw);
+        for id in ids.iter().step_by(7) {
+            if let Some(position) = sorted.find(&ObjectId(*id)) {
+                assert!(position < ids.len());
+            }
+            let prefix = Prefix::new(ObjectId(*id), 5).expect("valid length");
+            if let PrefixMatch::One(position) = sorted.find_prefix(&prefix) {
+                assert!(position < ids.len());
             }
         }
     }

@@ -9,7 +9,7 @@ use std::io::{self, BufWriter, Write};
 use std::ops::Deref;
 
 use super::PrefixMatch;
-use super::fanout::{FANOUT_LEN, FanoutError, SortedIds, parse_fanout};
+use super::fanout::{FANOUT_LEN, Fanout, FanoutError, SortedIds, parse_fanout};
 use super::{be_u32, be_u64};
 use crate::hash::{HashingWriter, Sha1};
 use crate::oid::{HASH_LEN, ObjectId, Prefix};
@@ -88,7 +88,7 @@ pub enum Error {
 #[derive(Debug)]
 pub struct PackIndex<D> {
     data: D,
-    fanout: [u32; 256],
+    fanout: Fanout,
     version: u32,
     num_objects: usize,
     /// v1 only: the ids copied out of the interleaved entries; empty for v2.
@@ -159,7 +159,7 @@ impl<D: Deref<Target = [u8]>> PackIndex<D> {
                 .collect();
             return Ok(PackIndex {
                 data,
-                fanout,
+                fanout: Fanout::new(fanout),
                 version,
                 num_objects,
                 v1_ids,
@@ -187,7 +187,7 @@ impl<D: Deref<Target = [u8]>> PackIndex<D> {
         let large_count = trailer_start.saturating_sub(large_start) / 8;
         Ok(PackIndex {
             data,
-            fanout,
+            fanout: Fanout::new(fanout),
             version,
             num_objects,
             v1_ids: Vec::new(),

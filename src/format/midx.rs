@@ -10,7 +10,7 @@ use std::fmt;
 use std::ops::{Deref, Range};
 
 use super::chunk::{self, ChunkId};
-use super::fanout::{FanoutError, SortedIds, parse_fanout};
+use super::fanout::{Fanout, FanoutError, SortedIds, parse_fanout};
 use super::{PrefixMatch, be_u32, be_u64};
 use crate::hash::Sha1;
 use crate::oid::{HASH_LEN, HEX_LEN, ObjectId, Prefix};
@@ -156,7 +156,7 @@ pub struct MultiPackIndex<D> {
     version: u8,
     num_packs: u32,
     num_objects: usize,
-    fanout: Box<[u32; 256]>,
+    fanout: Fanout,
     /// Byte ranges of the names inside `data`; validated UTF-8.
     pack_names: Vec<Range<usize>>,
     /// Pack ids sorted by name: `pack_names` order for v1, a sort for v2.
@@ -201,7 +201,7 @@ impl<D: Deref<Target = [u8]>> MultiPackIndex<D> {
             .ok_or(Error::MissingChunk("object offsets"))?;
 
         let fanout = match parse_fanout(&bytes[oidf]) {
-            Ok(fanout) => Box::new(fanout),
+            Ok(fanout) => fanout,
             Err(FanoutError::WrongSize(_)) => return Err(Error::FanoutSize),
             Err(FanoutError::NotMonotonic {
                 index,
@@ -247,7 +247,7 @@ impl<D: Deref<Target = [u8]>> MultiPackIndex<D> {
             version,
             num_packs,
             num_objects,
-            fanout,
+            fanout: Fanout::new(fanout),
             pack_names,
             names_sorted,
             oidl,

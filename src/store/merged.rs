@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::PrefixMatch;
-use crate::format::fanout::SortedIds;
+use crate::format::fanout::{Fanout, SortedIds};
 use crate::oid::{HASH_LEN, ObjectId, Prefix};
 
 use super::pack::Pack;
@@ -36,7 +36,8 @@ pub const MERGE_MAX_OBJECTS: usize = 1 << 22;
 /// The merged, sorted ids of several packs, each id once.
 #[derive(Debug)]
 pub struct MergedIndex {
-    fanout: Box<[u32; 256]>,
+    /// With its fine fanout built at once: the merged index exists to serve many lookups.
+    fanout: Fanout,
     /// Sorted, distinct ids, `HASH_LEN` bytes each.
     ids: Vec<u8>,
     /// For the id at the same position: its pack (position in `packs`) and its position in that
@@ -95,15 +96,15 @@ impl MergedIndex {
             ids.extend_from_slice(id);
             slots.push((pack_position, position));
         }
-        let mut fanout = Box::new([0u32; 256]);
+        let mut cumulative = [0u32; 256];
         let mut running = 0u32;
-        for (cumulative, count) in fanout.iter_mut().zip(counts) {
+        for (slot, count) in cumulative.iter_mut().zip(counts) {
             running += count;
-            *cumulative = running;
+            *slot = running;
         }
         Some((
             MergedIndex {
-                fanout,
+                fanout: Fanout::with_fine(cumulative, &ids),
                 ids,
                 slots,
                 packs,
