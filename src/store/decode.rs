@@ -329,10 +329,10 @@ impl Store {
         })
     }
 
-    /// Applies the deltas of `chain` base-first onto `base`, writing
-    /// the requested object into `sink`. Each result is written once, into its final place: the
-    /// host's buffer for the requested object, a new cached `Vec` for a base the cache admits,
-    /// and a reused scratch buffer for a base it does not.
+    /// Applies the deltas of `chain` base-first onto `base`, writing the requested object into
+    /// `sink`. Each result is written once, into its final place: the host's buffer for the
+    /// requested object, a new cached `Vec` for a base the cache admits, and a reused scratch
+    /// buffer for a base it does not.
     fn apply_chain<'a>(
         &self,
         mut chain: Vec<Link<'a>>,
@@ -347,13 +347,13 @@ impl Store {
             base: scratch_base,
             target: scratch_target,
         } = scratch;
-        // The base of the next delta: shared with the cache, or the first `len` bytes of
-        // `scratch_base`.
         let CachedObject {
             kind,
             data: base,
             mut depth,
         } = base;
+        // The base of the next delta: `shared` with the cache, or else the first `scratch_len`
+        // bytes of `scratch_base`.
         let mut shared = Some(base);
         let mut scratch_len = 0;
         while let Some(link) = chain.pop() {
