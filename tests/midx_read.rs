@@ -127,8 +127,7 @@ fn incremental_midx_chain() {
     assert_same_as_git_and_libgit2(&repo);
 
     // Once the directories settle, a new layer written just before refresh is picked up.
-    std::thread::sleep(std::time::Duration::from_millis(3100));
-    odb.store().refresh().expect("settled refresh");
+    odb.wait_for_trusted_stamp();
     repo.grow_history(2, 7, "inc2-");
     repo.git(&["repack", "-dq"]);
     repo.git(&["multi-pack-index", "write", "--incremental"]);

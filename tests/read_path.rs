@@ -280,14 +280,7 @@ fn refresh_picks_up_new_packs_and_drops_vanished_ones() {
         "vanished packs dropped"
     );
     // Nothing changed: refresh is a no-op that keeps the snapshot.
-    std::thread::sleep(std::time::Duration::from_millis(3100));
-    assert_eq!(odb.refresh(), 0);
-    let snapshot = odb.store().snapshot();
-    assert_eq!(odb.refresh(), 0);
-    assert!(
-        std::sync::Arc::ptr_eq(&snapshot, &odb.store().snapshot()),
-        "unchanged directory keeps the snapshot"
-    );
+    odb.wait_for_trusted_stamp();
     // With the stamp trusted, a pack written right before refresh is still seen.
     repo.grow_history(1, 3, "z");
     repo.git(&["repack", "-dq"]);
@@ -348,15 +341,8 @@ fn refresh_notices_a_replaced_pack_directory() {
     );
 
     let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
-    // Old enough for the stamp to be trusted: from now on an unchanged stamp skips the rescan.
-    std::thread::sleep(std::time::Duration::from_millis(3100));
-    assert_eq!(odb.refresh(), 0);
-    let snapshot = odb.store().snapshot();
-    assert_eq!(odb.refresh(), 0);
-    assert!(
-        std::sync::Arc::ptr_eq(&snapshot, &odb.store().snapshot()),
-        "unchanged directory keeps the snapshot"
-    );
+    // From now on an unchanged stamp skips the rescan.
+    odb.wait_for_trusted_stamp();
     assert!(
         !odb.exists(&new_ids[0]),
         "new objects are loose, not served"

@@ -555,6 +555,19 @@ impl Odb {
         (rc, ids)
     }
 
+    /// Waits until the directory's last change is old enough for `refresh` to trust its stamp
+    /// (3 s), refreshes, and checks that from then on an unchanged directory keeps the snapshot.
+    pub fn wait_for_trusted_stamp(&self) {
+        std::thread::sleep(std::time::Duration::from_millis(3100));
+        assert_eq!(self.refresh(), 0);
+        let snapshot = self.store().snapshot();
+        assert_eq!(self.refresh(), 0);
+        assert!(
+            std::sync::Arc::ptr_eq(&snapshot, &self.store().snapshot()),
+            "unchanged directory keeps the snapshot"
+        );
+    }
+
     /// The odbpack store behind this odb (odbpack backends only).
     pub fn store(&self) -> std::sync::Arc<odbpack::store::Store> {
         unsafe { odbpack::ffi::backend_store(self.backend.cast()).expect("odbpack backend") }
