@@ -303,32 +303,22 @@ fn refresh_picks_up_new_packs_and_drops_vanished_ones() {
     );
 }
 
-/// A refresh re-stamps the pack directory through a handle held open on it. When the directory
-/// itself is replaced (renamed away, a new one renamed into place), the held one is unchanged
-/// inside, yet the refresh must notice and read the new one.
-#[test]
-fn refresh_notices_a_replaced_pack_directory() {
-    let repo = Repo::new();
+/// A packed repository, and beside its pack directory a copy of it holding one more pack, of
+/// objects that are only loose in the repository. Returns the copy and the new objects' ids.
+fn repo_with_a_replacement_pack_dir(repo: &Repo) -> (std::path::PathBuf, Vec<String>) {
     repo.grow_history(3, 3, "x");
     repo.git(&["repack", "-adq"]);
     repo.prune_loose();
     let before = repo.all_objects();
-
-    // A copy of the pack directory plus a pack of new objects, to swap in for it later.
     repo.grow_history(1, 3, "y");
     let new_ids: Vec<String> = repo
         .all_objects()
         .into_keys()
         .filter(|id| !before.contains_key(id))
         .collect();
-    let objects = repo.objects_dir();
-    let (pack_dir, copy, old) = (
-        objects.join("pack"),
-        objects.join("pack.new"),
-        objects.join("pack.old"),
-    );
+    let copy = repo.objects_dir().join("pack.new");
     std::fs::create_dir(&copy).expect("mkdir");
-    for entry in std::fs::read_dir(&pack_dir).expect("readdir") {
+    for entry in std::fs::read_dir(repo.pack_dir()).expect("readdir") {
         let entry = entry.expect("entry");
         std::fs::copy(entry.path(), copy.join(entry.file_name())).expect("copy");
     }
@@ -339,7 +329,16 @@ fn refresh_notices_a_replaced_pack_directory() {
         &["pack-objects", "-q", base.to_str().expect("utf-8 path")],
         input.as_bytes(),
     );
+    (copy, new_ids)
+}
 
+/// A refresh re-stamps the pack directory through a handle held open on it. When the directory
+/// itself is replaced (renamed away, a new one renamed into place), the held one is unchanged
+/// inside, yet the refresh must notice and read the new one.
+#[test]
+fn refresh_notices_a_replaced_pack_directory() {
+    let repo = Repo::new();
+    let (copy, new_ids) = repo_with_a_replacement_pack_dir(&repo);
     let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
     // From now on an unchanged stamp skips the rescan.
     odb.wait_for_trusted_stamp();
@@ -347,10 +346,34 @@ fn refresh_notices_a_replaced_pack_directory() {
         !odb.exists(&new_ids[0]),
         "new objects are loose, not served"
     );
-
     // The swap leaves the old directory's entries as they were: only its ctime tells.
-    std::fs::rename(&pack_dir, &old).expect("rename away");
-    std::fs::rename(&copy, &pack_dir).expect("rename into place");
+    let old = repo.objects_dir().join("pack.old");
+    std::fs::rename(repo.pack_dir(), &old).expect("rename away");
+    std::fs::rename(&copy, repo.pack_dir()).expect("rename into place");
+    for id in &new_ids {
+        assert!(odb.read(id).is_ok(), "{id} in the new directory is found");
+    }
+}
+
+/// A pack directory that is a symbolic link, pointed at another directory: nothing changes in
+/// the directory it pointed to, yet the refresh must notice and read the new one.
+#[test]
+fn refresh_notices_a_repointed_pack_directory_link() {
+    let repo = Repo::new();
+    let (copy, new_ids) = repo_with_a_replacement_pack_dir(&repo);
+    let first = repo.objects_dir().join("pack.first");
+    std::fs::rename(repo.pack_dir(), &first).expect("move the pack directory");
+    std::os::unix::fs::symlink("pack.first", repo.pack_dir()).expect("link");
+    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    odb.wait_for_trusted_stamp();
+    assert!(
+        !odb.exists(&new_ids[0]),
+        "new objects are loose, not served"
+    );
+    // Re-point the link atomically, as a deploy tool would: a new link renamed over the old.
+    let link = repo.objects_dir().join("pack.link");
+    std::os::unix::fs::symlink(copy.file_name().expect("name"), &link).expect("new link");
+    std::fs::rename(&link, repo.pack_dir()).expect("rename over the old link");
     for id in &new_ids {
         assert!(odb.read(id).is_ok(), "{id} in the new directory is found");
     }

@@ -99,24 +99,49 @@ impl DirStamp {
     }
 }
 
-/// The watched directories, held open. Every miss refreshes, so re-stamping must be cheap: an
-/// `fstat` of an open directory skips the path walk a `stat` does for every component of the
-/// path, most of a miss's cost on one pack. A directory that did not exist when the watch was
-/// opened is stat-ed by path instead (the pack directory, to notice that it appears; the chain
-/// directory is not watched, its creation changes the pack directory).
+/// The watched directories, held open where possible. Every miss refreshes, so re-stamping must
+/// be cheap: an `fstat` of an open directory skips the path walk a `stat` does for every
+/// component of the path, most of a miss's cost on one pack.
 #[derive(Debug)]
 pub struct DirWatch {
-    pack_dir_path: PathBuf,
-    pack_dir: Option<fs::File>,
-    chain_dir: Option<fs::File>,
+    pack_dir: Watched,
+    chain_dir: Watched,
 }
 
-/// Opens a directory for watching; `None` if it does not exist.
-fn open_dir(path: &Path) -> io::Result<Option<fs::File>> {
-    match fs::File::open(path) {
-        Ok(file) => Ok(Some(file)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+/// How one directory is watched.
+#[derive(Debug)]
+enum Watched {
+    /// Held open, re-stamped by `fstat`.
+    Open(fs::File),
+    /// Stat-ed by path: a symbolic link (it can be pointed elsewhere without any change to the
+    /// directory it pointed to), or a pack directory that did not exist (to notice it appear).
+    ByPath(PathBuf),
+    /// Not watched: a chain directory that did not exist (creating it changes the pack
+    /// directory).
+    Ignored,
+}
+
+impl Watched {
+    fn open(path: &Path, when_absent: Watched) -> io::Result<Watched> {
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => Ok(Watched::ByPath(path.to_owned())),
+            Ok(_) => match fs::File::open(path) {
+                Ok(file) => Ok(Watched::Open(file)),
+                // Gone in between: as if it had never been there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(when_absent),
+                Err(e) => Err(e),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(when_absent),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn stamp(&self) -> io::Result<Option<FileStamp>> {
+        match self {
+            Watched::Open(dir) => Ok(Some(FileStamp::from_metadata(&dir.metadata()?))),
+            Watched::ByPath(path) => FileStamp::of(path),
+            Watched::Ignored => Ok(None),
+        }
     }
 }
 
@@ -124,25 +149,16 @@ impl DirWatch {
     /// Opens the pack directory and its chain directory as they are now.
     pub fn open(pack_dir: &Path) -> io::Result<DirWatch> {
         Ok(DirWatch {
-            pack_dir_path: pack_dir.to_owned(),
-            pack_dir: open_dir(pack_dir)?,
-            chain_dir: open_dir(&pack_dir.join(MIDX_CHAIN_DIR))?,
+            pack_dir: Watched::open(pack_dir, Watched::ByPath(pack_dir.to_owned()))?,
+            chain_dir: Watched::open(&pack_dir.join(MIDX_CHAIN_DIR), Watched::Ignored)?,
         })
     }
 
     /// The watched directories' state now.
     pub fn stamp(&self) -> io::Result<DirStamp> {
-        let pack_dir = match &self.pack_dir {
-            Some(dir) => Some(FileStamp::from_metadata(&dir.metadata()?)),
-            None => FileStamp::of(&self.pack_dir_path)?,
-        };
-        let chain_dir = match &self.chain_dir {
-            Some(dir) => Some(FileStamp::from_metadata(&dir.metadata()?)),
-            None => None,
-        };
         Ok(DirStamp {
-            pack_dir,
-            chain_dir,
+            pack_dir: self.pack_dir.stamp()?,
+            chain_dir: self.chain_dir.stamp()?,
         })
     }
 }
