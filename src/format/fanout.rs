@@ -109,11 +109,6 @@ impl Fanout {
         fanout
     }
 
-    /// The cumulative counts: entry `b` is the number of ids whose first byte is `<= b`.
-    pub fn counts(&self) -> &[u32; 256] {
-        &self.counts
-    }
-
     /// The fine fanout over `ids`, once this table has earned one.
     #[inline]
     fn fine(&self, ids: &[u8]) -> Option<&FineFanout> {
