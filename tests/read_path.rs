@@ -332,6 +332,22 @@ fn repo_with_a_replacement_pack_dir(repo: &Repo) -> (std::path::PathBuf, Vec<Str
     (copy, new_ids)
 }
 
+/// Opens an odb on `repo`, waits until refresh trusts the directory's stamp (from then on an
+/// unchanged stamp skips the rescan), runs `swap`, and checks that the objects only the new
+/// directory holds are then found.
+fn check_refresh_follows_the_swap(repo: &Repo, new_ids: &[String], swap: impl FnOnce()) {
+    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    odb.wait_for_trusted_stamp();
+    assert!(
+        !odb.exists(&new_ids[0]),
+        "new objects are loose, not served"
+    );
+    swap();
+    for id in new_ids {
+        assert!(odb.read(id).is_ok(), "{id} in the new directory is found");
+    }
+}
+
 /// A refresh re-stamps the pack directory through a handle held open on it. When the directory
 /// itself is replaced (renamed away, a new one renamed into place), the held one is unchanged
 /// inside, yet the refresh must notice and read the new one.
@@ -339,20 +355,12 @@ fn repo_with_a_replacement_pack_dir(repo: &Repo) -> (std::path::PathBuf, Vec<Str
 fn refresh_notices_a_replaced_pack_directory() {
     let repo = Repo::new();
     let (copy, new_ids) = repo_with_a_replacement_pack_dir(&repo);
-    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
-    // From now on an unchanged stamp skips the rescan.
-    odb.wait_for_trusted_stamp();
-    assert!(
-        !odb.exists(&new_ids[0]),
-        "new objects are loose, not served"
-    );
-    // The swap leaves the old directory's entries as they were: only its ctime tells.
-    let old = repo.objects_dir().join("pack.old");
-    std::fs::rename(repo.pack_dir(), &old).expect("rename away");
-    std::fs::rename(&copy, repo.pack_dir()).expect("rename into place");
-    for id in &new_ids {
-        assert!(odb.read(id).is_ok(), "{id} in the new directory is found");
-    }
+    check_refresh_follows_the_swap(&repo, &new_ids, || {
+        // The old directory's entries stay as they were: only its ctime tells.
+        let old = repo.objects_dir().join("pack.old");
+        std::fs::rename(repo.pack_dir(), &old).expect("rename away");
+        std::fs::rename(&copy, repo.pack_dir()).expect("rename into place");
+    });
 }
 
 /// A pack directory that is a symbolic link, pointed at another directory: nothing changes in
@@ -364,19 +372,12 @@ fn refresh_notices_a_repointed_pack_directory_link() {
     let first = repo.objects_dir().join("pack.first");
     std::fs::rename(repo.pack_dir(), &first).expect("move the pack directory");
     std::os::unix::fs::symlink("pack.first", repo.pack_dir()).expect("link");
-    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
-    odb.wait_for_trusted_stamp();
-    assert!(
-        !odb.exists(&new_ids[0]),
-        "new objects are loose, not served"
-    );
-    // Re-point the link atomically, as a deploy tool would: a new link renamed over the old.
-    let link = repo.objects_dir().join("pack.link");
-    std::os::unix::fs::symlink(copy.file_name().expect("name"), &link).expect("new link");
-    std::fs::rename(&link, repo.pack_dir()).expect("rename over the old link");
-    for id in &new_ids {
-        assert!(odb.read(id).is_ok(), "{id} in the new directory is found");
-    }
+    check_refresh_follows_the_swap(&repo, &new_ids, || {
+        // Re-pointed atomically, as a deploy tool would: a new link renamed over the old one.
+        let link = repo.objects_dir().join("pack.link");
+        std::os::unix::fs::symlink(copy.file_name().expect("name"), &link).expect("new link");
+        std::fs::rename(&link, repo.pack_dir()).expect("rename over the old link");
+    });
 }
 
 /// Enough packs without a MIDX are merged into one in-memory index: every answer (reads,
