@@ -79,7 +79,7 @@ const FINE_MIN_IDS: usize = 1 << 14;
 const FINE_LOOKUPS_DIVISOR: usize = 4;
 
 /// A file's 256-entry fanout, plus the finer one a busy table gets: a table of where each run
-/// of ids sharing their leading bits starts, about one bucket for every two ids.
+/// of ids sharing their leading bits starts, a bucket for every one or two ids.
 #[derive(Debug)]
 pub struct Fanout {
     counts: [u32; 256],
@@ -125,10 +125,11 @@ impl Fanout {
     }
 }
 
-/// Where each run of ids sharing their leading `bits` bits starts: a fanout over about half as
-/// many buckets as there are ids, so a lookup bisects one or two ids where a first-byte bucket
-/// of a 200k-id table holds 800. Those bisection steps are the cache misses of a lookup in a
-/// table larger than the CPU caches; this table (2 bytes an id or so) is touched once.
+/// Where each run of ids sharing their leading `bits` bits starts: a fanout over between half as
+/// many and as many buckets as there are ids, so a lookup bisects one or two ids where a
+/// first-byte bucket of a 200k-id table holds 800. Those bisection steps are the cache misses of
+/// a lookup in a table larger than the CPU caches; this table (2 to 4 bytes an id) is touched
+/// once.
 #[derive(Debug)]
 struct FineFanout {
     bits: u32,
@@ -144,7 +145,7 @@ impl FineFanout {
     fn build(ids: &[u8]) -> Option<FineFanout> {
         let ids = ids.as_chunks::<HASH_LEN>().0;
         let len = u32::try_from(ids.len()).ok()?;
-        // About two ids a bucket: ceil(log2(len)) - 1 bits, at most 2^24 buckets (64 MiB).
+        // One or two ids a bucket: ceil(log2(len)) - 1 bits, at most 2^24 buckets (64 MiB).
         let bits = (u32::BITS - len.saturating_sub(1).leading_zeros())
             .saturating_sub(1)
             .clamp(8, 24);

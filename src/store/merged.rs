@@ -8,7 +8,7 @@
 //! — what a MIDX file holds, built in memory from the `.idx` files — and every lookup is one
 //! search, however many packs there are.
 //!
-//! It costs 28 bytes an object (the id and where it lives), plus about 2 for its fine fanout
+//! It costs 28 bytes an object (the id and where it lives), plus 2 to 4 for its fine fanout
 //! (built at once: see [`crate::format::fanout::Fanout`]), and building it sorts every id once
 //! (the ids are copied from the `.idx` maps, so a rebuild reads no file again). It is built when
 //! the pack directory changed, by the refresh that notices, while readers go on with the previous
