@@ -2,18 +2,20 @@
 //! layers of an incremental chain) and which packs it covers. Readers load the current snapshot
 //! lock-free; `refresh` builds a new one and swaps it in.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::format::PrefixMatch;
 use crate::format::midx::{self, MultiPackIndex};
 use crate::mmap::Mmap;
-use crate::oid::{ObjectId, Prefix};
+use crate::oid::{HASH_LEN, ObjectId, Prefix};
 
 use super::merged::{MERGE_AT_PACKS, MergedIndex};
 use super::pack::{Pack, PackFileInfo};
@@ -205,9 +207,31 @@ pub struct Location<'a> {
     pub offset: u64,
 }
 
+/// Tells snapshots apart for the life of the process: an address may be reused once a
+/// snapshot is freed, an identity never is. Every snapshot draws a new one (0 is never drawn).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotId(u64);
+
+impl Default for SnapshotId {
+    fn default() -> SnapshotId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        SnapshotId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+thread_local! {
+    /// The last id this thread looked up in vain, and the snapshot it was missing from.
+    /// libgit2 asks again after every miss (lookup, `refresh`, lookup); when the refresh kept
+    /// the snapshot, which is immutable, the answer is already known, and the second search of
+    /// every index, a cache miss or more each, is saved.
+    static LAST_MISS: Cell<(u64, [u8; HASH_LEN])> = const { Cell::new((0, [0; HASH_LEN])) };
+}
+
 /// The packs and MIDX of one moment.
 #[derive(Debug, Default)]
 pub struct PackSet {
+    /// This snapshot's identity, for the per-thread memory of the last miss.
+    pub id: SnapshotId,
     /// MIDX layers, tip first (a single-file MIDX is one layer). Empty without a MIDX.
     pub midx: Vec<MidxLayer>,
     /// The packs no MIDX layer covers, merged into one in-memory index once there are enough of
@@ -233,6 +257,9 @@ impl PackSet {
         oid: &ObjectId,
         hint: usize,
     ) -> Result<Option<(Location<'_>, Option<usize>)>> {
+        if self.missed_last(oid) {
+            return Ok(None);
+        }
         for layer in &self.midx {
             if let Some(index) = layer.file.find(oid) {
                 return Ok(Some((layer.location(index)?, None)));
@@ -243,6 +270,7 @@ impl PackSet {
         {
             return Ok(Some((merged.location(position)?, None)));
         }
+        let mut every_index_searched = true;
         let count = self.uncovered.len();
         for step in 0..count {
             let position = (hint + step) % count;
@@ -251,7 +279,10 @@ impl PackSet {
                 Ok(index) => index,
                 // A pack whose index is unusable holds nothing we can serve (libgit2 does the
                 // same); its objects may still be found in another pack.
-                Err(_) => continue,
+                Err(_) => {
+                    every_index_searched = false;
+                    continue;
+                }
             };
             if let Some(found) = index.find(oid) {
                 let offset = index.offset_at(found).map_err(|source| Error::Index {
@@ -261,12 +292,18 @@ impl PackSet {
                 return Ok(Some((Location { pack, offset }, Some(position))));
             }
         }
+        if every_index_searched {
+            self.remember_miss(oid);
+        }
         Ok(None)
     }
 
-    /// Whether `oid` is in the snapshot, without touching pack data or taking references: the
-    /// `exists` fast path. Like libgit2, a MIDX hit counts without opening the pack.
+    /// Whether `oid` is in the snapshot, as [`PackSet::locate`] finds it: `Some(usize::MAX)`
+    /// when a MIDX layer or the merged index has it, `Some(position)` in `uncovered` otherwise.
     pub fn contains(&self, oid: &ObjectId, hint: usize) -> Option<usize> {
+        if self.missed_last(oid) {
+            return None;
+        }
         if self.midx.iter().any(|layer| layer.file.find(oid).is_some())
             || self
                 .merged
@@ -275,14 +312,32 @@ impl PackSet {
         {
             return Some(usize::MAX);
         }
+        let mut every_index_searched = true;
         let count = self.uncovered.len();
-        (0..count)
-            .map(|step| (hint + step) % count)
-            .find(|&position| {
-                self.uncovered[position]
-                    .index()
-                    .is_ok_and(|index| index.find(oid).is_some())
-            })
+        for step in 0..count {
+            let position = (hint + step) % count;
+            match self.uncovered[position].index() {
+                Ok(index) if index.find(oid).is_some() => return Some(position),
+                Ok(_) => {}
+                // Not a clean miss: the index may be usable next time (see `locate`).
+                Err(_) => every_index_searched = false,
+            }
+        }
+        if every_index_searched {
+            self.remember_miss(oid);
+        }
+        None
+    }
+
+    /// Whether `oid` is the last id this thread searched this snapshot for in vain.
+    fn missed_last(&self, oid: &ObjectId) -> bool {
+        let (snapshot, id) = LAST_MISS.get();
+        snapshot == self.id.0 && id == oid.0
+    }
+
+    /// Remembers that every index of this snapshot was searched for `oid` in vain.
+    fn remember_miss(&self, oid: &ObjectId) {
+        LAST_MISS.set((self.id.0, oid.0));
     }
 
     /// Resolves a prefix across the whole snapshot: `Ok(None)` if nothing matches, the single
@@ -485,6 +540,7 @@ impl Scanner<'_> {
         let stamp = (!stamp.is_racy(now)).then_some(stamp);
         Ok((
             PackSet {
+                id: SnapshotId::default(),
                 midx,
                 merged,
                 uncovered,
