@@ -126,14 +126,20 @@ fn incremental_midx_chain() {
     assert!(snapshot.uncovered.is_empty(), "every pack is in a layer");
     assert_same_as_git_and_libgit2(&repo);
 
-    // Once the directories settle, a new layer written just before refresh is picked up.
-    odb.wait_for_trusted_stamp();
+    // Once refresh trusts the directories, a new layer written just before refresh is picked
+    // up, whether change events or stamps tell.
+    let stores = [odb.store(), store_watching(&repo.objects_dir(), false)];
+    stores
+        .iter()
+        .for_each(|store| wait_until_refresh_trusts(store));
     repo.grow_history(2, 7, "inc2-");
     repo.git(&["repack", "-dq"]);
     repo.git(&["multi-pack-index", "write", "--incremental"]);
-    odb.store().refresh().expect("refresh");
-    assert_eq!(odb.store().snapshot().midx.len(), 3, "third layer seen");
-    drop(odb);
+    for store in &stores {
+        store.refresh().expect("refresh");
+        assert_eq!(store.snapshot().midx.len(), 3, "third layer seen");
+    }
+    drop((odb, stores));
     let chain = std::fs::read_to_string(
         repo.pack_dir()
             .join("multi-pack-index.d/multi-pack-index-chain"),

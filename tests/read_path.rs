@@ -279,9 +279,12 @@ fn refresh_picks_up_new_packs_and_drops_vanished_ones() {
         1,
         "vanished packs dropped"
     );
-    // Nothing changed: refresh is a no-op that keeps the snapshot.
-    odb.wait_for_trusted_stamp();
-    // With the stamp trusted, a pack written right before refresh is still seen.
+    // Once refresh trusts the directory, a pack written right before refresh is still seen,
+    // whether change events or stamps tell.
+    let stores = [odb.store(), store_watching(&repo.objects_dir(), false)];
+    stores
+        .iter()
+        .for_each(|store| wait_until_refresh_trusts(store));
     repo.grow_history(1, 3, "z");
     repo.git(&["repack", "-dq"]);
     let newest = repo
@@ -289,18 +292,19 @@ fn refresh_picks_up_new_packs_and_drops_vanished_ones() {
         .into_keys()
         .find(|id| !after.contains_key(id))
         .expect("new object");
-    let store = odb.store();
-    let hint = std::sync::atomic::AtomicUsize::new(0);
     let id = odbpack::ObjectId::from_hex(&newest).expect("hex");
-    assert!(
-        !store.exists(&id, &hint).expect("exists"),
-        "not visible before refresh"
-    );
-    store.refresh().expect("refresh");
-    assert!(
-        store.exists(&id, &hint).expect("exists"),
-        "visible right after refresh"
-    );
+    for store in &stores {
+        let hint = std::sync::atomic::AtomicUsize::new(0);
+        assert!(
+            !store.exists(&id, &hint).expect("exists"),
+            "not visible before refresh"
+        );
+        store.refresh().expect("refresh");
+        assert!(
+            store.exists(&id, &hint).expect("exists"),
+            "visible right after refresh"
+        );
+    }
 }
 
 /// A packed repository, and beside its pack directory a copy of it holding one more pack, of
@@ -332,12 +336,15 @@ fn repo_with_a_replacement_pack_dir(repo: &Repo) -> (std::path::PathBuf, Vec<Str
     (copy, new_ids)
 }
 
-/// Opens an odb on `repo`, waits until refresh trusts the directory's stamp (from then on an
-/// unchanged stamp skips the rescan), runs `swap`, and checks that the objects only the new
-/// directory holds are then found.
+/// Opens an odb on `repo` and a store that learns of changes by stamps (the odb's uses change
+/// events where it can), waits until refresh trusts the directory (from then on an unchanged
+/// directory skips the rescan), runs `swap`, and checks that the objects only the new directory
+/// holds are then found through both.
 fn check_refresh_follows_the_swap(repo: &Repo, new_ids: &[String], swap: impl FnOnce()) {
     let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
-    odb.wait_for_trusted_stamp();
+    let stamps = store_watching(&repo.objects_dir(), false);
+    wait_until_refresh_trusts(&odb.store());
+    wait_until_refresh_trusts(&stamps);
     assert!(
         !odb.exists(&new_ids[0]),
         "new objects are loose, not served"
@@ -346,11 +353,21 @@ fn check_refresh_follows_the_swap(repo: &Repo, new_ids: &[String], swap: impl Fn
     for id in new_ids {
         assert!(odb.read(id).is_ok(), "{id} in the new directory is found");
     }
+    stamps.refresh().expect("refresh");
+    let hint = std::sync::atomic::AtomicUsize::new(0);
+    for id in new_ids {
+        let id = odbpack::ObjectId::from_hex(id).expect("hex");
+        assert!(
+            stamps.exists(&id, &hint).expect("exists"),
+            "{id} in the new directory is found by stamps"
+        );
+    }
 }
 
-/// A refresh re-stamps the pack directory through a handle held open on it. When the directory
-/// itself is replaced (renamed away, a new one renamed into place), the held one is unchanged
-/// inside, yet the refresh must notice and read the new one.
+/// The pack directory itself replaced (renamed away, a new one renamed into place): the old one
+/// is unchanged inside, yet the refresh must notice and read the new one. Stamps see it through
+/// the held directory's ctime and link count; change events through the directory's own
+/// events and the objects directory's.
 #[test]
 fn refresh_notices_a_replaced_pack_directory() {
     let repo = Repo::new();

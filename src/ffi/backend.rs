@@ -110,6 +110,8 @@ impl odbpack_options {
             max_mapped_bytes: self.max_mapped_bytes,
             max_mapped_packs: self.max_mapped_packs,
             max_object_size: self.max_object_size,
+            // Not a C option: events are used only where they see every change (`watch.rs`).
+            ..Options::default()
         }
     }
 

@@ -14,6 +14,7 @@ pub mod merged;
 pub mod midx;
 pub mod pack;
 pub mod packset;
+pub mod watch;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -33,8 +34,9 @@ use cache::DeltaBaseCache;
 pub use decode::{ObjectSink, VecSink};
 use headers::HeaderMemo;
 use pack::MapCounter;
-use packset::{DirStamp, DirWatch, Scanner};
+use packset::Scanner;
 pub use packset::{Location, MidxProblem, PackSet};
+use watch::DirWatch;
 
 /// Tuning and limits of a store. Backends on the same directory share a store only when their
 /// options are equal.
@@ -54,6 +56,10 @@ pub struct Options {
     /// Largest object (or delta) the store will inflate, like libgit2's
     /// `GIT_OPT_SET_PACK_MAX_OBJECT_SIZE`; larger ones fail with a clear error.
     pub max_object_size: u64,
+    /// Learn of directory changes from kernel change events where the system offers them
+    /// (Linux, local file systems; see [`watch`]); otherwise, or when false, by re-stamping
+    /// the directories on every refresh.
+    pub change_events: bool,
 }
 
 impl Default for Options {
@@ -74,6 +80,7 @@ impl Default for Options {
             } else {
                 (1 << 31) - 1
             },
+            change_events: true,
         }
     }
 }
@@ -240,56 +247,56 @@ impl Store {
     }
 
     /// Brings the snapshot up to date with the directory. When nothing changed this is one
-    /// `fstat` of the pack directory held open (two with an incremental MIDX chain, see
-    /// [`DirStamp`] and [`DirWatch`]); a change, or one too recent to trust timestamps,
-    /// rescans: one `readdir`, re-reading the MIDX, reusing every pack that is still there.
+    /// poll of a change-event queue, or where there is none one `fstat` of the pack directory
+    /// held open (two with an incremental MIDX chain; see [`DirWatch`]); a change, or one too
+    /// recent to trust timestamps, rescans: one `readdir`, re-reading the MIDX, reusing every
+    /// pack that is still there.
     pub fn refresh(&self) -> Result<()> {
-        // A guard, not an `Arc` clone: this runs on every miss, and a shared count would bounce
-        // between the cores of threads that miss together.
-        let current = self.snapshot.load();
-        if let (Some(stamp), Some(watch)) = (current.stamp, &current.watch) {
-            // Unchanged: no lock, so concurrent misses on many threads don't queue up.
-            let now = watch.stamp().map_err(|e| Error::io(&self.pack_dir, e))?;
-            if now == stamp {
-                return Ok(());
-            }
-        }
-        drop(current);
-        let _guard = self.refresh_lock.lock();
-        let (watch, stamp) = self.watch()?;
-        let current = self.snapshot.load_full();
-        // Another thread may have rescanned while this one waited for the lock.
-        if current.stamp == Some(stamp) {
+        // Unchanged: no lock, so concurrent misses on many threads don't queue up. A guard, not
+        // an `Arc` clone: this runs on every miss, and a shared count would bounce between the
+        // cores of threads that miss together.
+        if self.unchanged(&self.snapshot.load())? {
             return Ok(());
         }
-        self.rescan_locked(&current, watch, stamp)
+        let _guard = self.refresh_lock.lock();
+        let current = self.snapshot.load_full();
+        // Another thread may have rescanned while this one waited for the lock.
+        if self.unchanged(&current)? {
+            return Ok(());
+        }
+        self.rescan_locked(&current)
     }
 
     /// Rescans unconditionally (after this process itself changed the directory).
     pub fn rescan(&self) -> Result<()> {
         let _guard = self.refresh_lock.lock();
-        let (watch, stamp) = self.watch()?;
         let current = self.snapshot.load_full();
-        self.rescan_locked(&current, watch, stamp)
+        self.rescan_locked(&current)
     }
 
-    /// Opens the directories to watch as they are now, with their stamp. The stamp is taken
-    /// before the rescan reads the directory: a change in between shows at the next refresh.
-    fn watch(&self) -> Result<(DirWatch, DirStamp)> {
-        let io = |e| Error::io(&self.pack_dir, e);
-        let watch = DirWatch::open(&self.pack_dir).map_err(io)?;
-        let stamp = watch.stamp().map_err(io)?;
-        Ok((watch, stamp))
+    /// Whether the directory is as it was when `set` was built.
+    fn unchanged(&self, set: &PackSet) -> Result<bool> {
+        match &set.watch {
+            Some(watch) => watch.unchanged().map_err(|e| Error::io(&self.pack_dir, e)),
+            None => Ok(false),
+        }
     }
 
-    fn rescan_locked(&self, current: &PackSet, watch: DirWatch, stamp: DirStamp) -> Result<()> {
+    fn rescan_locked(&self, current: &PackSet) -> Result<()> {
+        // Started before the directory is read: a change made during the scan shows next time.
+        let watch = DirWatch::start(
+            &self.objects_dir,
+            &self.pack_dir,
+            self.options.change_events,
+        )
+        .map_err(|e| Error::io(&self.pack_dir, e))?;
         let next_number = || self.next_pack_number.fetch_add(1, Ordering::Relaxed);
         let scanner = Scanner {
             pack_dir: &self.pack_dir,
             use_midx: self.options.use_midx,
             next_number: &next_number,
         };
-        let (set, problems) = scanner.scan(current, watch, stamp, SystemTime::now())?;
+        let (set, problems) = scanner.scan(current, watch, SystemTime::now())?;
         // Packs that left the directory: their cached bases can go now; their mappings go when
         // the last reader of the old snapshot drops it.
         for (name, pack) in &current.by_name {

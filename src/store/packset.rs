@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 use crate::format::PrefixMatch;
@@ -19,6 +19,7 @@ use crate::oid::{HASH_LEN, ObjectId, Prefix};
 
 use super::merged::{MERGE_AT_PACKS, MergedIndex};
 use super::pack::{Pack, PackFileInfo};
+use super::watch::DirWatch;
 
 /// Name of the single-file MIDX inside the pack directory.
 pub const MIDX_NAME: &str = "multi-pack-index";
@@ -26,144 +27,6 @@ pub const MIDX_NAME: &str = "multi-pack-index";
 pub const MIDX_CHAIN_DIR: &str = "multi-pack-index.d";
 /// The chain file inside [`MIDX_CHAIN_DIR`].
 pub const MIDX_CHAIN_FILE: &str = "multi-pack-index-chain";
-
-/// Identity of a directory at one moment: changes whenever an entry is added, removed or
-/// renamed in it, and whenever the directory itself is renamed or removed (which sets its ctime;
-/// removal also drops its link count to 0). So a stamp taken through a handle held open on the
-/// directory still notices when the directory is replaced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileStamp {
-    ino: u64,
-    dev: u64,
-    size: u64,
-    nlink: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-}
-
-impl FileStamp {
-    fn from_metadata(meta: &fs::Metadata) -> FileStamp {
-        use std::os::unix::fs::MetadataExt;
-        FileStamp {
-            ino: meta.ino(),
-            dev: meta.dev(),
-            size: meta.len(),
-            nlink: meta.nlink(),
-            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
-        }
-    }
-
-    /// Stats `path`; `None` if it does not exist.
-    fn of(path: &Path) -> io::Result<Option<FileStamp>> {
-        match fs::metadata(path) {
-            Ok(meta) => Ok(Some(FileStamp::from_metadata(&meta))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether the stamp's last change is too close to `now` to prove nothing else changed in
-    /// the same timestamp tick (file systems with coarse clocks; libgit2 #932). A racy stamp
-    /// forces the next refresh to rescan.
-    fn is_racy(&self, now: SystemTime) -> bool {
-        let now_ns = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
-        now_ns - self.mtime_ns.max(self.ctime_ns) < RACY_WINDOW.as_nanos() as i128
-    }
-}
-
-/// How recent a change must be for its stamp not to be trusted (covers 1-2 s timestamp
-/// granularity and clock skew between the writer and us).
-const RACY_WINDOW: Duration = Duration::from_secs(3);
-
-/// What `refresh` compares to decide whether anything changed.
-///
-/// git never modifies these files in place: packs, indexes, the MIDX, its layers and the chain
-/// file all arrive by `rename` (or leave by `unlink`) in the pack directory or in
-/// `multi-pack-index.d/`, and each of those changes the directory's mtime. So the directories
-/// are all that must be watched: the pack directory, plus the chain directory when it exists
-/// (its creation changes the pack directory).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DirStamp {
-    pack_dir: Option<FileStamp>,
-    chain_dir: Option<FileStamp>,
-}
-
-impl DirStamp {
-    /// Whether any part changed too recently to be trusted.
-    pub fn is_racy(&self, now: SystemTime) -> bool {
-        [self.pack_dir, self.chain_dir]
-            .iter()
-            .flatten()
-            .any(|stamp| stamp.is_racy(now))
-    }
-}
-
-/// The watched directories, held open where possible. Every miss refreshes, so re-stamping must
-/// be cheap: an `fstat` of an open directory skips the path walk a `stat` does for every
-/// component of the path, most of a miss's cost on one pack.
-#[derive(Debug)]
-pub struct DirWatch {
-    pack_dir: Watched,
-    chain_dir: Watched,
-}
-
-/// How one directory is watched.
-#[derive(Debug)]
-enum Watched {
-    /// Held open, re-stamped by `fstat`.
-    Open(fs::File),
-    /// Stat-ed by path: a symbolic link (it can be pointed elsewhere without any change to the
-    /// directory it pointed to), or a pack directory that did not exist (to notice it appear).
-    ByPath(PathBuf),
-    /// Not watched: a chain directory that did not exist (creating it changes the pack
-    /// directory).
-    Ignored,
-}
-
-impl Watched {
-    fn open(path: &Path, when_absent: Watched) -> io::Result<Watched> {
-        match fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_symlink() => Ok(Watched::ByPath(path.to_owned())),
-            Ok(_) => match fs::File::open(path) {
-                Ok(file) => Ok(Watched::Open(file)),
-                // Gone in between: as if it had never been there.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(when_absent),
-                Err(e) => Err(e),
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(when_absent),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn stamp(&self) -> io::Result<Option<FileStamp>> {
-        match self {
-            Watched::Open(dir) => Ok(Some(FileStamp::from_metadata(&dir.metadata()?))),
-            Watched::ByPath(path) => FileStamp::of(path),
-            Watched::Ignored => Ok(None),
-        }
-    }
-}
-
-impl DirWatch {
-    /// Opens the pack directory and its chain directory as they are now.
-    pub fn open(pack_dir: &Path) -> io::Result<DirWatch> {
-        Ok(DirWatch {
-            pack_dir: Watched::open(pack_dir, Watched::ByPath(pack_dir.to_owned()))?,
-            chain_dir: Watched::open(&pack_dir.join(MIDX_CHAIN_DIR), Watched::Ignored)?,
-        })
-    }
-
-    /// The watched directories' state now.
-    pub fn stamp(&self) -> io::Result<DirStamp> {
-        Ok(DirStamp {
-            pack_dir: self.pack_dir.stamp()?,
-            chain_dir: self.chain_dir.stamp()?,
-        })
-    }
-}
 
 /// One loaded MIDX file: a whole MIDX, or one layer of a chain.
 #[derive(Debug)]
@@ -242,9 +105,8 @@ pub struct PackSet {
     pub uncovered: Vec<Arc<Pack>>,
     /// Every pack, by `.idx` name.
     pub by_name: HashMap<String, Arc<Pack>>,
-    /// The directory state this snapshot was built from (`None`: build it again next time).
-    pub stamp: Option<DirStamp>,
-    /// The directories `stamp` was taken from, held open to re-stamp them.
+    /// Tells whether the directory changed since this snapshot was built (`None`: build it
+    /// again next time).
     pub watch: Option<DirWatch>,
 }
 
@@ -462,7 +324,6 @@ impl Scanner<'_> {
         &self,
         previous: &PackSet,
         watch: DirWatch,
-        stamp: DirStamp,
         now: SystemTime,
     ) -> Result<(PackSet, Vec<MidxProblem>)> {
         let mut problems = Vec::new();
@@ -474,8 +335,7 @@ impl Scanner<'_> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Ok((
                     PackSet {
-                        stamp: Some(stamp),
-                        watch: Some(watch),
+                        watch: Some(watch.settle(now)),
                         ..PackSet::default()
                     },
                     problems,
@@ -537,7 +397,6 @@ impl Scanner<'_> {
                 .then(a.idx_name.cmp(&b.idx_name))
         });
         let (merged, uncovered) = merge(previous.merged.as_ref(), uncovered);
-        let stamp = (!stamp.is_racy(now)).then_some(stamp);
         Ok((
             PackSet {
                 id: SnapshotId::default(),
@@ -545,8 +404,7 @@ impl Scanner<'_> {
                 merged,
                 uncovered,
                 by_name,
-                stamp,
-                watch: Some(watch),
+                watch: Some(watch.settle(now)),
             },
             problems,
         ))

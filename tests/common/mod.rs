@@ -555,23 +555,45 @@ impl Odb {
         (rc, ids)
     }
 
-    /// Waits until the directory's last change is old enough for `refresh` to trust its stamp
-    /// (3 s), refreshes, and checks that from then on an unchanged directory keeps the snapshot.
-    pub fn wait_for_trusted_stamp(&self) {
-        std::thread::sleep(std::time::Duration::from_millis(3100));
-        assert_eq!(self.refresh(), 0);
-        let snapshot = self.store().snapshot();
-        assert_eq!(self.refresh(), 0);
-        assert!(
-            std::sync::Arc::ptr_eq(&snapshot, &self.store().snapshot()),
-            "unchanged directory keeps the snapshot"
-        );
-    }
-
     /// The odbpack store behind this odb (odbpack backends only).
     pub fn store(&self) -> std::sync::Arc<odbpack::store::Store> {
         unsafe { odbpack::ffi::backend_store(self.backend.cast()).expect("odbpack backend") }
     }
+}
+
+/// Waits until `refresh` trusts that an unchanged directory is unchanged (with stamps, once the
+/// last change is 3 s old; with change events, at once), refreshes, and checks that from then on
+/// an unchanged directory keeps the snapshot.
+pub fn wait_until_refresh_trusts(store: &odbpack::store::Store) {
+    store.refresh().expect("refresh");
+    let uses_events = store
+        .snapshot()
+        .watch
+        .as_ref()
+        .is_some_and(|watch| watch.uses_events());
+    if !uses_events {
+        std::thread::sleep(std::time::Duration::from_millis(3100));
+    }
+    store.refresh().expect("refresh");
+    let snapshot = store.snapshot();
+    store.refresh().expect("refresh");
+    assert!(
+        std::sync::Arc::ptr_eq(&snapshot, &store.snapshot()),
+        "unchanged directory keeps the snapshot"
+    );
+}
+
+/// A store on `objects_dir` that learns of changes by change events or, with `change_events`
+/// false, by stamps (the C API always lets odbpack choose).
+pub fn store_watching(
+    objects_dir: &Path,
+    change_events: bool,
+) -> std::sync::Arc<odbpack::store::Store> {
+    let options = odbpack::store::Options {
+        change_events,
+        ..odbpack::store::Options::default()
+    };
+    odbpack::store::Store::open(objects_dir, options).expect("open store")
 }
 
 impl Drop for Odb {

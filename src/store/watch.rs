@@ -1,0 +1,474 @@
+//! How `refresh` learns that the pack directory changed since the current snapshot was built.
+//!
+//! libgit2 refreshes on every miss, so "nothing changed" must be cheap. Two ways:
+//!
+//! - **Change events** (Linux, local file systems): an inotify instance watches the objects
+//!   directory, the pack directory and the MIDX chain directory, and sits in an epoll set. The
+//!   kernel queues an event inside the very system call that changes a watched directory, so
+//!   once a writer's `rename` has returned, a poll sees it. "Nothing changed" is one
+//!   `epoll_wait` with a zero timeout: no path walk, no attributes copied out.
+//! - **Stamps** (everywhere else, or when no instance can be had): the directories are held
+//!   open and re-stamped with `fstat`; a change too recent for timestamps to prove anything
+//!   forces a rescan.
+//!
+//! Events are never read: a snapshot whose watch reports anything is replaced by a rescan that
+//! starts a new watch, and the old one is closed with the old snapshot. So a child process
+//! that inherits the descriptors across `fork` never consumes the parent's events, and a
+//! thread that checks the old snapshot while another rescans still sees them pending, waits
+//! for the rescan and finds the new snapshot.
+//!
+//! git never modifies pack files, indexes, the MIDX, its layers or the chain in place: they
+//! arrive by `rename` (or leave by `unlink`) in the pack directory or in
+//! `multi-pack-index.d/`. So the directories are all that must be watched.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::packset::MIDX_CHAIN_DIR;
+
+/// How a snapshot learns that the directory changed since it was built.
+#[derive(Debug)]
+pub struct DirWatch(Method);
+
+#[derive(Debug)]
+enum Method {
+    #[cfg(target_os = "linux")]
+    Events(events::ChangeEvents),
+    /// `stamp` is `None` when the directory changed too recently to trust it: the next refresh
+    /// rescans.
+    Stamps {
+        dirs: StampedDirs,
+        stamp: Option<DirStamp>,
+    },
+}
+
+impl DirWatch {
+    /// Starts watching the pack directory of `objects_dir` as it is now. Call it *before*
+    /// reading the directory: a change made after it shows at the next [`DirWatch::unchanged`].
+    /// `events` allows change events where the system offers them.
+    pub fn start(objects_dir: &Path, pack_dir: &Path, events: bool) -> io::Result<DirWatch> {
+        #[cfg(target_os = "linux")]
+        if events && let Some(watch) = events::ChangeEvents::start(objects_dir, pack_dir) {
+            return Ok(DirWatch(Method::Events(watch)));
+        }
+        let _ = (objects_dir, events);
+        let dirs = StampedDirs::open(pack_dir)?;
+        let stamp = Some(dirs.stamp()?);
+        Ok(DirWatch(Method::Stamps { dirs, stamp }))
+    }
+
+    /// Called when the scan that followed [`DirWatch::start`] began at `scan_start`: a stamp
+    /// whose last change is too close to it to prove that nothing else changed in the same
+    /// timestamp tick is not trusted (file systems with coarse clocks; libgit2 #932).
+    pub fn settle(self, scan_start: SystemTime) -> DirWatch {
+        match self.0 {
+            Method::Stamps { dirs, stamp } => DirWatch(Method::Stamps {
+                dirs,
+                stamp: stamp.filter(|stamp| !stamp.is_racy(scan_start)),
+            }),
+            #[cfg(target_os = "linux")]
+            events => DirWatch(events),
+        }
+    }
+
+    /// Whether nothing changed since [`DirWatch::start`].
+    pub fn unchanged(&self) -> io::Result<bool> {
+        match &self.0 {
+            #[cfg(target_os = "linux")]
+            Method::Events(events) => Ok(!events.pending()),
+            Method::Stamps { dirs, stamp } => match stamp {
+                Some(stamp) => Ok(dirs.stamp()? == *stamp),
+                None => Ok(false),
+            },
+        }
+    }
+
+    /// Whether this watch is fed by change events (else by stamps).
+    pub fn uses_events(&self) -> bool {
+        !matches!(self.0, Method::Stamps { .. })
+    }
+}
+
+/// Identity of a directory at one moment: changes whenever an entry is added, removed or
+/// renamed in it, and whenever the directory itself is renamed or removed (which sets its ctime;
+/// removal also drops its link count to 0). So a stamp taken through a handle held open on the
+/// directory still notices when the directory is replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    ino: u64,
+    dev: u64,
+    size: u64,
+    nlink: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    fn from_metadata(meta: &fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            ino: meta.ino(),
+            dev: meta.dev(),
+            size: meta.len(),
+            nlink: meta.nlink(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+        }
+    }
+
+    /// Stats `path`; `None` if it does not exist.
+    fn of(path: &Path) -> io::Result<Option<FileStamp>> {
+        match fs::metadata(path) {
+            Ok(meta) => Ok(Some(FileStamp::from_metadata(&meta))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn is_racy(&self, now: SystemTime) -> bool {
+        let now_ns = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        now_ns - self.mtime_ns.max(self.ctime_ns) < RACY_WINDOW.as_nanos() as i128
+    }
+}
+
+/// How recent a change must be for its stamp not to be trusted (covers 1-2 s timestamp
+/// granularity and clock skew between the writer and us).
+const RACY_WINDOW: Duration = Duration::from_secs(3);
+
+/// The stamps of the pack directory, and of the chain directory when it exists (its creation
+/// changes the pack directory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DirStamp {
+    pack_dir: Option<FileStamp>,
+    chain_dir: Option<FileStamp>,
+}
+
+impl DirStamp {
+    fn is_racy(&self, now: SystemTime) -> bool {
+        [self.pack_dir, self.chain_dir]
+            .iter()
+            .flatten()
+            .any(|stamp| stamp.is_racy(now))
+    }
+}
+
+/// The stamped directories, held open where possible: an `fstat` of an open directory skips
+/// the path walk a `stat` does for every component of the path.
+#[derive(Debug)]
+struct StampedDirs {
+    pack_dir: Stamped,
+    chain_dir: Stamped,
+}
+
+/// How one directory is stamped.
+#[derive(Debug)]
+enum Stamped {
+    /// Held open, re-stamped by `fstat`.
+    Open(fs::File),
+    /// Stat-ed by path: a symbolic link (it can be pointed elsewhere without any change to the
+    /// directory it pointed to), or a pack directory that did not exist (to notice it appear).
+    ByPath(PathBuf),
+    /// Not stamped: a chain directory that did not exist (creating it changes the pack
+    /// directory).
+    Ignored,
+}
+
+impl Stamped {
+    fn open(path: &Path, when_absent: Stamped) -> io::Result<Stamped> {
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => Ok(Stamped::ByPath(path.to_owned())),
+            Ok(_) => match fs::File::open(path) {
+                Ok(file) => Ok(Stamped::Open(file)),
+                // Gone in between: as if it had never been there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(when_absent),
+                Err(e) => Err(e),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(when_absent),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn stamp(&self) -> io::Result<Option<FileStamp>> {
+        match self {
+            Stamped::Open(dir) => Ok(Some(FileStamp::from_metadata(&dir.metadata()?))),
+            Stamped::ByPath(path) => FileStamp::of(path),
+            Stamped::Ignored => Ok(None),
+        }
+    }
+}
+
+impl StampedDirs {
+    fn open(pack_dir: &Path) -> io::Result<StampedDirs> {
+        Ok(StampedDirs {
+            pack_dir: Stamped::open(pack_dir, Stamped::ByPath(pack_dir.to_owned()))?,
+            chain_dir: Stamped::open(&pack_dir.join(MIDX_CHAIN_DIR), Stamped::Ignored)?,
+        })
+    }
+
+    fn stamp(&self) -> io::Result<DirStamp> {
+        Ok(DirStamp {
+            pack_dir: self.pack_dir.stamp()?,
+            chain_dir: self.chain_dir.stamp()?,
+        })
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod events {
+    use std::os::fd::OwnedFd;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use rustix::event::Timespec;
+    use rustix::event::epoll;
+    use rustix::fs::inotify;
+    use rustix::io::Errno;
+
+    use super::MIDX_CHAIN_DIR;
+
+    /// Change events on at most this many stores at once in a process. Instances are a
+    /// per-user resource (`fs.inotify.max_user_instances`, often 128) shared with every other
+    /// program of the user; a host that opens hundreds of repositories must not starve its
+    /// editor's file watcher. Stores beyond it use stamps.
+    const MAX_LIVE: usize = 16;
+
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+    /// File systems whose events cover every change: local ones. On a network or FUSE file
+    /// system another machine's change raises no event here, so those use stamps.
+    const LOCAL_FILE_SYSTEMS: [u32; 7] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0xF2F5_2010, // f2fs
+        0x2FC1_2FC1, // zfs
+        0xCA45_1A4E, // bcachefs
+    ];
+
+    /// Entries added, removed or renamed in a watched directory, and the directory itself
+    /// renamed or removed.
+    fn watched_events() -> inotify::WatchFlags {
+        use inotify::WatchFlags as W;
+        W::CREATE | W::DELETE | W::MOVED_FROM | W::MOVED_TO | W::DELETE_SELF | W::MOVE_SELF
+    }
+
+    /// An inotify instance in an epoll set of its own.
+    #[derive(Debug)]
+    pub struct ChangeEvents {
+        epoll: OwnedFd,
+        _inotify: OwnedFd,
+        _slot: LiveSlot,
+    }
+
+    /// One of the [`MAX_LIVE`] places, given back on drop.
+    #[derive(Debug)]
+    struct LiveSlot;
+
+    impl LiveSlot {
+        fn take() -> Option<LiveSlot> {
+            LIVE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live < MAX_LIVE).then_some(live + 1)
+            })
+            .ok()
+            .map(|_| LiveSlot)
+        }
+    }
+
+    impl Drop for LiveSlot {
+        fn drop(&mut self) {
+            LIVE.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn is_local(path: &Path) -> bool {
+        rustix::fs::statfs(path).is_ok_and(|fs| {
+            // The type is a 32-bit magic number, sign-extended on some architectures.
+            LOCAL_FILE_SYSTEMS.contains(&(fs.f_type as u64 as u32))
+        })
+    }
+
+    impl ChangeEvents {
+        /// Watches the objects directory (the pack directory created, removed, replaced or
+        /// re-pointed), the pack directory and the chain directory, whichever exist. `None`
+        /// when events cannot serve: not a local file system, no instance to be had, or any
+        /// other failure (stamps then serve, and report real I/O errors).
+        pub fn start(objects_dir: &Path, pack_dir: &Path) -> Option<ChangeEvents> {
+            if !is_local(objects_dir) {
+                return None;
+            }
+            let slot = LiveSlot::take()?;
+            let instance =
+                inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+                    .ok()?;
+            let dir_events = watched_events() | inotify::WatchFlags::ONLYDIR;
+            inotify::add_watch(&instance, objects_dir, dir_events).ok()?;
+            for dir in [pack_dir.to_owned(), pack_dir.join(MIDX_CHAIN_DIR)] {
+                // A symbolic link is followed: events come from the directory it points to,
+                // and re-pointing it is an entry renamed in the objects directory.
+                match inotify::add_watch(&instance, &dir, dir_events) {
+                    Ok(_) => {
+                        if !is_local(&dir) {
+                            return None;
+                        }
+                    }
+                    // Not there (yet): its creation is an event in the directory above.
+                    Err(Errno::NOENT | Errno::NOTDIR) => {}
+                    Err(_) => return None,
+                }
+            }
+            let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).ok()?;
+            epoll::add(
+                &epoll,
+                &instance,
+                epoll::EventData::new_u64(0),
+                epoll::EventFlags::IN,
+            )
+            .ok()?;
+            Some(ChangeEvents {
+                epoll,
+                _inotify: instance,
+                _slot: slot,
+            })
+        }
+
+        /// Whether an event is queued: a level-triggered poll that reads nothing, so the
+        /// events stay queued for every thread (and every forked process) that polls this
+        /// instance. A failed poll counts as a change: a rescan is always correct.
+        pub fn pending(&self) -> bool {
+            let mut ready = [epoll::Event {
+                flags: epoll::EventFlags::empty(),
+                data: epoll::EventData::new_u64(0),
+            }];
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            !matches!(epoll::wait(&self.epoll, &mut ready[..], Some(&now)), Ok(0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An objects directory with a pack directory, in a fresh temporary directory.
+    fn objects_dir() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let root = tempfile::tempdir().expect("tempdir");
+        let objects = root.path().join("objects");
+        let pack = objects.join("pack");
+        fs::create_dir_all(&pack).expect("mkdir");
+        (root, objects, pack)
+    }
+
+    /// Starts an event watch and checks it is one (these tests run on a local file system).
+    fn event_watch(objects: &Path, pack: &Path) -> DirWatch {
+        let watch = DirWatch::start(objects, pack, true).expect("start");
+        assert!(
+            watch.uses_events(),
+            "a local file system gets change events"
+        );
+        let watch = watch.settle(SystemTime::now());
+        assert!(watch.unchanged().expect("poll"), "nothing changed yet");
+        watch
+    }
+
+    /// Checks that `change` is seen, and that polling does not consume it: other threads, and
+    /// processes forked with the descriptors, must see it too.
+    fn assert_seen(watch: &DirWatch, what: &str) {
+        for poll in 0..3 {
+            assert!(!watch.unchanged().expect("poll"), "{what} (poll {poll})");
+        }
+    }
+
+    #[test]
+    fn events_report_every_kind_of_change_and_are_not_consumed() {
+        let (_root, objects, pack) = objects_dir();
+        let watch = event_watch(&objects, &pack);
+        fs::write(pack.join("tmp_pack_1"), b"x").expect("write");
+        assert_seen(&watch, "a file created in the pack directory");
+
+        let watch = event_watch(&objects, &pack);
+        fs::rename(pack.join("tmp_pack_1"), pack.join("pack-1.pack")).expect("rename");
+        assert_seen(&watch, "a file renamed in the pack directory");
+
+        let watch = event_watch(&objects, &pack);
+        fs::remove_file(pack.join("pack-1.pack")).expect("unlink");
+        assert_seen(&watch, "a file removed from the pack directory");
+
+        let chain = pack.join(MIDX_CHAIN_DIR);
+        let watch = event_watch(&objects, &pack);
+        fs::create_dir(&chain).expect("mkdir");
+        assert_seen(&watch, "the chain directory created");
+
+        let watch = event_watch(&objects, &pack);
+        fs::write(chain.join("multi-pack-index-chain"), b"x").expect("write");
+        assert_seen(&watch, "a file written in the chain directory");
+
+        // Loose objects live in subdirectories, which are not watched.
+        fs::create_dir(objects.join("ab")).expect("mkdir");
+        let watch = event_watch(&objects, &pack);
+        fs::write(objects.join("ab").join("cdef"), b"x").expect("write");
+        assert!(
+            watch.unchanged().expect("poll"),
+            "a loose object is no change"
+        );
+    }
+
+    #[test]
+    fn events_follow_the_pack_directory_itself() {
+        let (_root, objects, pack) = objects_dir();
+        let watch = event_watch(&objects, &pack);
+        fs::rename(&pack, objects.join("pack.old")).expect("rename away");
+        assert_seen(&watch, "the pack directory renamed away");
+
+        // Absent at start: its creation is an event in the objects directory.
+        let watch = event_watch(&objects, &pack);
+        fs::create_dir(&pack).expect("mkdir");
+        assert_seen(&watch, "the pack directory created");
+
+        // A symbolic link: changes in the directory it points to, and re-pointing it.
+        fs::remove_dir(&pack).expect("rmdir");
+        std::os::unix::fs::symlink("pack.old", &pack).expect("link");
+        let watch = event_watch(&objects, &pack);
+        fs::write(objects.join("pack.old").join("pack-2.idx"), b"x").expect("write");
+        assert_seen(&watch, "a file written through the link");
+
+        fs::create_dir(objects.join("pack.new")).expect("mkdir");
+        let watch = event_watch(&objects, &pack);
+        let link = objects.join("pack.link");
+        std::os::unix::fs::symlink("pack.new", &link).expect("link");
+        fs::rename(&link, &pack).expect("rename over the link");
+        assert_seen(&watch, "the link re-pointed");
+    }
+
+    #[test]
+    fn stamps_serve_when_events_are_not_wanted() {
+        let (_root, objects, pack) = objects_dir();
+        let watch = DirWatch::start(&objects, &pack, false).expect("start");
+        assert!(!watch.uses_events());
+        // Just created: too recent to trust, so every refresh rescans.
+        let racy = watch.settle(SystemTime::now());
+        assert!(
+            !racy.unchanged().expect("stamp"),
+            "a racy stamp is a change"
+        );
+        // Judged from a scan that started well after the last change, it is trusted...
+        let watch = DirWatch::start(&objects, &pack, false)
+            .expect("start")
+            .settle(SystemTime::now() + RACY_WINDOW * 2);
+        assert!(watch.unchanged().expect("stamp"));
+        // ... until the directory changes (later than the kernel's timestamp tick).
+        std::thread::sleep(Duration::from_millis(50));
+        fs::write(pack.join("pack-1.idx"), b"x").expect("write");
+        assert!(
+            !watch.unchanged().expect("stamp"),
+            "a new file changes the stamp"
+        );
+    }
+}
