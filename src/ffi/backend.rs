@@ -490,7 +490,7 @@ unsafe extern "C" fn slot_foreach(
             callback.ok_or_else(|| Error::InvalidArgument("NULL foreach callback".into()))?;
         // Like libgit2's pack backend: list what is on disk now.
         backend.store.refresh()?;
-        let mut each = |id: &[u8; 20]| {
+        let each = |id: &[u8; 20]| {
             // A `git_oid` is exactly 20 bytes with alignment 1: the mapped id itself is one.
             let raw = std::ptr::from_ref(id).cast::<git_oid>();
             // SAFETY: the caller's callback with its payload; `raw` points into the mapped
@@ -500,7 +500,7 @@ unsafe extern "C" fn slot_foreach(
                 stop => ControlFlow::Break(stop),
             }
         };
-        Ok(backend.store.for_each(&mut each)?.unwrap_or(code::GIT_OK))
+        Ok(backend.store.for_each(each)?.unwrap_or(code::GIT_OK))
     })
 }
 

@@ -418,10 +418,11 @@ impl Store {
 
     /// Calls `each` for every object of every pack (objects in a MIDX once, objects in several
     /// uncovered packs once per pack) with the raw id as it lies in the mapped index: no copy.
-    /// Stops when `each` breaks and returns its value.
+    /// Stops when `each` breaks and returns its value. Generic, not `dyn`: per id the loop
+    /// then costs one call, the caller's callback, as libgit2's does.
     pub fn for_each(
         &self,
-        each: &mut dyn FnMut(&[u8; HASH_LEN]) -> ControlFlow<i32>,
+        mut each: impl FnMut(&[u8; HASH_LEN]) -> ControlFlow<i32>,
     ) -> Result<Option<i32>> {
         let set = self.snapshot.load_full();
         let mut visit = |ids: SortedIds<'_>| {
