@@ -18,7 +18,7 @@ use crate::mmap::Mmap;
 use crate::oid::{HASH_LEN, ObjectId, Prefix};
 
 use super::merged::{MERGE_AT_PACKS, MergedIndex};
-use super::pack::{Pack, PackFileInfo};
+use super::pack::{IndexMap, Pack, PackFileInfo};
 use super::watch::DirWatch;
 
 /// Name of the single-file MIDX inside the pack directory.
@@ -90,6 +90,20 @@ thread_local! {
     static LAST_MISS: Cell<(u64, [u8; HASH_LEN])> = const { Cell::new((0, [0; HASH_LEN])) };
 }
 
+/// Where [`PackSet::search`] found an id.
+enum Hit<'a> {
+    /// At this position of a MIDX layer.
+    Layer(&'a MidxLayer, usize),
+    /// At this position of the merged index.
+    Merged(&'a MergedIndex, usize),
+    /// In `uncovered[position]`, at `index_position` of its index.
+    Uncovered {
+        position: usize,
+        index: &'a IndexMap,
+        index_position: usize,
+    },
+}
+
 /// The packs and MIDX of one moment.
 #[derive(Debug, Default)]
 pub struct PackSet {
@@ -111,77 +125,39 @@ pub struct PackSet {
 }
 
 impl PackSet {
-    /// Finds an object: MIDX layers first, then the merged index, then the uncovered packs
-    /// starting at `hint` (the last pack this caller found something in). On a hit returns the
-    /// location and the position of the pack in `uncovered` (for the caller's next hint).
-    pub fn locate(
-        &self,
-        oid: &ObjectId,
-        hint: usize,
-    ) -> Result<Option<(Location<'_>, Option<usize>)>> {
+    /// Searches for an object: MIDX layers first, then the merged index, then the uncovered
+    /// packs starting at `hint` (the last pack this caller found something in).
+    fn search(&self, oid: &ObjectId, hint: usize) -> Option<Hit<'_>> {
         if self.missed_last(oid) {
-            return Ok(None);
+            return None;
         }
         for layer in &self.midx {
-            if let Some(index) = layer.file.find(oid) {
-                return Ok(Some((layer.location(index)?, None)));
+            if let Some(position) = layer.file.find(oid) {
+                return Some(Hit::Layer(layer, position));
             }
         }
         if let Some(merged) = &self.merged
             && let Some(position) = merged.find(oid)
         {
-            return Ok(Some((merged.location(position)?, None)));
-        }
-        let mut every_index_searched = true;
-        let count = self.uncovered.len();
-        for step in 0..count {
-            let position = (hint + step) % count;
-            let pack = &self.uncovered[position];
-            let index = match pack.index() {
-                Ok(index) => index,
-                // A pack whose index is unusable holds nothing we can serve (libgit2 does the
-                // same); its objects may still be found in another pack.
-                Err(_) => {
-                    every_index_searched = false;
-                    continue;
-                }
-            };
-            if let Some(found) = index.find(oid) {
-                let offset = index.offset_at(found).map_err(|source| Error::Index {
-                    path: pack.idx_path().to_owned(),
-                    source,
-                })?;
-                return Ok(Some((Location { pack, offset }, Some(position))));
-            }
-        }
-        if every_index_searched {
-            self.remember_miss(oid);
-        }
-        Ok(None)
-    }
-
-    /// Whether `oid` is in the snapshot, as [`PackSet::locate`] finds it: `Some(usize::MAX)`
-    /// when a MIDX layer or the merged index has it, `Some(position)` in `uncovered` otherwise.
-    pub fn contains(&self, oid: &ObjectId, hint: usize) -> Option<usize> {
-        if self.missed_last(oid) {
-            return None;
-        }
-        if self.midx.iter().any(|layer| layer.file.find(oid).is_some())
-            || self
-                .merged
-                .as_ref()
-                .is_some_and(|merged| merged.find(oid).is_some())
-        {
-            return Some(usize::MAX);
+            return Some(Hit::Merged(merged, position));
         }
         let mut every_index_searched = true;
         let count = self.uncovered.len();
         for step in 0..count {
             let position = (hint + step) % count;
             match self.uncovered[position].index() {
-                Ok(index) if index.find(oid).is_some() => return Some(position),
-                Ok(_) => {}
-                // Not a clean miss: the index may be usable next time (see `locate`).
+                Ok(index) => {
+                    if let Some(index_position) = index.find(oid) {
+                        return Some(Hit::Uncovered {
+                            position,
+                            index,
+                            index_position,
+                        });
+                    }
+                }
+                // A pack whose index is unusable holds nothing we can serve (libgit2 does the
+                // same); its objects may still be found in another pack. Not a clean miss: a
+                // failure to map it (no memory, no descriptor) may pass by the next lookup.
                 Err(_) => every_index_searched = false,
             }
         }
@@ -189,6 +165,44 @@ impl PackSet {
             self.remember_miss(oid);
         }
         None
+    }
+
+    /// Finds an object (MIDX layers, merged index, uncovered packs). On a hit returns the location
+    /// and the position of the pack in `uncovered` (for the caller's next hint).
+    pub fn locate(
+        &self,
+        oid: &ObjectId,
+        hint: usize,
+    ) -> Result<Option<(Location<'_>, Option<usize>)>> {
+        Ok(match self.search(oid, hint) {
+            None => None,
+            Some(Hit::Layer(layer, position)) => Some((layer.location(position)?, None)),
+            Some(Hit::Merged(merged, position)) => Some((merged.location(position)?, None)),
+            Some(Hit::Uncovered {
+                position,
+                index,
+                index_position,
+            }) => {
+                let pack = &self.uncovered[position];
+                let offset = index
+                    .offset_at(index_position)
+                    .map_err(|source| Error::Index {
+                        path: pack.idx_path().to_owned(),
+                        source,
+                    })?;
+                Some((Location { pack, offset }, Some(position)))
+            }
+        })
+    }
+
+    /// Whether `oid` is in the snapshot, without touching pack data: `Some(usize::MAX)` when a
+    /// MIDX layer or the merged index has it (like libgit2, a MIDX hit counts without opening
+    /// the pack), `Some(position)` in `uncovered` otherwise.
+    pub fn contains(&self, oid: &ObjectId, hint: usize) -> Option<usize> {
+        self.search(oid, hint).map(|hit| match hit {
+            Hit::Uncovered { position, .. } => position,
+            Hit::Layer(..) | Hit::Merged(..) => usize::MAX,
+        })
     }
 
     /// Whether `oid` is the last id this thread searched this snapshot for in vain.
