@@ -10,8 +10,16 @@
 //! generates the corpora and drives the children with one-line requests on their stdin, one-line
 //! answers on their stdout: `measure <op> <threads>` → `<ops/s> <check>`, `digest <op>` →
 //! `<hex digest> <ids>`, `rss` → `<peak RSS in KiB>`. For every (op, threads) it asks libgit2's
-//! child, then odbpack's, as one process measured them in turn. Children write to the parent's
-//! stderr, so a failed read (which panics on purpose) is shown there, and the parent then panics.
+//! child, then odbpack's, in rounds (3 by default), so a slow spell of this shared machine lands
+//! on both; the table shows each backend's median and the ratio of the medians, with the range of
+//! the rounds' own ratios. Children write to the parent's stderr, so a failed read (which panics
+//! on purpose) is shown there, and the parent then panics.
+//!
+//! Each measurement opens fresh odbs, warms them up with the same operation for as long as it
+//! then measures, and asks for ids from a list of its own, shuffled per thread and walked in
+//! order (see [`shuffled`]). Before the tables, a line says how this machine scales from one
+//! thread to two on work in the CPU caches and on copying memory (see
+//! [`print_machine_scaling`]).
 //!
 //! Checks: before timing a corpus, both backends must return the same results on every 37th id —
 //! read (type and bytes), read_header (type and size), exists on present and on absent ids,
@@ -24,7 +32,8 @@
 //! MIDX. Generating it takes about 2.5 minutes, once: it is kept under `target/bench-corpora/`.
 //!
 //! `cargo bench --bench read`. Environment: `ODBPACK_BENCH_COMMITS` (default 5000, 42 objects a
-//! commit), `ODBPACK_BENCH_MS` per measurement (default 400), `ODBPACK_BENCH_CACHE_MB` (odbpack's
+//! commit), `ODBPACK_BENCH_MS` per measurement (default 400), `ODBPACK_BENCH_ROUNDS` (default
+//! 3), `ODBPACK_BENCH_CACHE_MB` (odbpack's
 //! delta-base cache budget, MiB), `ODBPACK_BENCH_ODB_CACHE=off` (turns off libgit2's object
 //! cache, `GIT_OPT_ENABLE_CACHING`, in front of both backends), and comma-separated filters
 //! `ODBPACK_BENCH_OPS`, `_CORPORA`, `_BACKENDS` (libgit2, odbpack), `_THREADS` (1, 2), `_STRICT`
@@ -252,6 +261,20 @@ impl Rng {
     }
 }
 
+/// `ids` in a random order drawn from `seed`, laid out in that order. A thread walks its copy
+/// front to back, so fetching the next id is a load the CPU prefetches. Picking a random index
+/// into the shared table instead cost a cache miss per operation (a 4 MiB table), paid by both
+/// backends alike, which diluted the difference between them: a host asks for ids it has just
+/// read (from a tree or a commit), which are in its cache.
+fn shuffled(ids: &[libgit2_sys::git_oid], seed: u64) -> Vec<libgit2_sys::git_oid> {
+    let mut rng = Rng(seed);
+    let mut order: Vec<libgit2_sys::git_oid> = ids.to_vec();
+    for last in (1..order.len()).rev() {
+        order.swap(last, rng.next() % (last + 1));
+    }
+    order
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Op {
     ExistsHit,
@@ -345,7 +368,14 @@ fn measure(
             .map(|t| {
                 scope.spawn(move || {
                     let odb = Odb::open(objects, backend);
-                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
+                    let seed = 0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1);
+                    let schedule = match op {
+                        Op::ExistsMiss => shuffled(&ids.missing, seed),
+                        Op::Prefix12 => shuffled(&ids.short12, seed),
+                        Op::Foreach | Op::ReadAll => Vec::new(),
+                        _ => shuffled(&ids.full, seed),
+                    };
+                    let mut next = schedule.iter().cycle();
                     let (mut count, mut check) = (0usize, 0u64);
                     let n = ids.full.len();
                     // Warm up first (same odb, same op): steady state, not cache filling, is
@@ -375,8 +405,7 @@ fn measure(
                             }
                             _ => {}
                         }
-                        for _ in 0..256 {
-                            let i = rng.next() % n;
+                        for id in next.by_ref().take(256) {
                             // Every id exists: a failed read is a bug, never a fast operation.
                             let ok = |result: Result<usize, std::ffi::c_int>| match result {
                                 Ok(size) => size as u64,
@@ -385,12 +414,11 @@ fn measure(
                                 }
                             };
                             check += match op {
-                                Op::ExistsHit => u64::from(odb.exists_raw(&ids.full[i])),
-                                Op::ExistsMiss => u64::from(odb.exists_raw(&ids.missing[i])),
-                                Op::ReadHeader => ok(odb.read_header_size(&ids.full[i])),
-                                Op::Read => ok(odb.read_size(&ids.full[i])),
-                                Op::Prefix12 => ok(odb.read_prefix_size(&ids.short12[i], 12)),
-                                Op::Prefix40 => ok(odb.read_prefix_size(&ids.full[i], 40)),
+                                Op::ExistsHit | Op::ExistsMiss => u64::from(odb.exists_raw(id)),
+                                Op::ReadHeader => ok(odb.read_header_size(id)),
+                                Op::Read => ok(odb.read_size(id)),
+                                Op::Prefix12 => ok(odb.read_prefix_size(id, 12)),
+                                Op::Prefix40 => ok(odb.read_prefix_size(id, 40)),
                                 Op::Foreach | Op::ReadAll => 0,
                             };
                             count += 1;
@@ -410,6 +438,31 @@ fn measure(
         .map(|(count, elapsed, _)| *count as f64 / elapsed.as_secs_f64())
         .sum();
     (rate, results.iter().map(|r| r.2).sum())
+}
+
+/// The middle value of `samples` (the mean of the two middle ones for an even count).
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    } else {
+        sorted[middle]
+    }
+}
+
+/// The ratio of the medians, and with more than one round the range of the rounds' ratios
+/// (round `i` of one backend against round `i` of the other, measured back to back).
+fn ratio_cell(ours: &[f64], theirs: &[f64]) -> String {
+    let ratio = median(ours) / median(theirs);
+    if ours.len() < 2 {
+        return format!("{ratio:.2}x");
+    }
+    let per_round: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| o / t).collect();
+    let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = per_round.iter().copied().fold(0.0, f64::max);
+    format!("{ratio:.2}x ({low:.2}–{high:.2})")
 }
 
 fn human(rate: f64) -> String {
@@ -714,6 +767,74 @@ fn check_same_results(children: &mut [Child]) {
     println!("results identical: {} ({sampled} ids)", names.join(", "));
 }
 
+/// Rate of `work` (units per second) on `threads` threads at once, for about `budget`.
+fn parallel_rate(threads: usize, budget: Duration, work: impl Fn() -> usize + Sync) -> f64 {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let start = Instant::now();
+                    let mut units = 0;
+                    while start.elapsed() < budget {
+                        units += work();
+                    }
+                    units as f64 / start.elapsed().as_secs_f64()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("calibration thread"))
+            .sum()
+    })
+}
+
+/// What two threads can gain on this machine, printed before the tables: how a computation
+/// that stays in the core's caches, and a copy between buffers far larger than the CPU caches,
+/// scale from one thread to two. Reads that inflate and copy tens of KiB per object are bound
+/// by the second, so their scaling cannot beat it.
+fn print_machine_scaling(budget: Duration) {
+    let compute = || {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..1_000_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        std::hint::black_box(x);
+        1
+    };
+    const COPY_BYTES: usize = 64 << 20;
+    let copy = || {
+        thread_local! {
+            static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+                std::cell::RefCell::new((vec![1; COPY_BYTES], vec![0; COPY_BYTES]));
+        }
+        BUFFERS.with_borrow_mut(|(from, to)| {
+            to.copy_from_slice(from);
+            std::hint::black_box(&to);
+        });
+        COPY_BYTES
+    };
+    let (compute_1, compute_2) = (
+        parallel_rate(1, budget, compute),
+        parallel_rate(2, budget, compute),
+    );
+    let (copy_1, copy_2) = (
+        parallel_rate(1, budget, copy),
+        parallel_rate(2, budget, copy),
+    );
+    println!(
+        "machine: from 1 to 2 threads, computing in cache scales {:.2}x; copying 64 MiB buffers \
+         scales {:.2}x ({:.1} to {:.1} GB/s)",
+        compute_2 / compute_1,
+        copy_2 / copy_1,
+        copy_1 / 1e9,
+        copy_2 / 1e9
+    );
+}
+
 fn main() {
     if let Ok(backend) = std::env::var(CHILD_ENV) {
         child_main(&backend);
@@ -727,10 +848,14 @@ fn main() {
         .into_iter()
         .filter(|&b| wanted("ODBPACK_BENCH_BACKENDS", backend_name(b)))
         .collect();
+    let rounds = env_usize("ODBPACK_BENCH_ROUNDS", 3).max(1);
     let thread_counts: Vec<usize> = [1, 2]
         .into_iter()
         .filter(|t| wanted("ODBPACK_BENCH_THREADS", &t.to_string()))
         .collect();
+    if thread_counts.contains(&2) {
+        print_machine_scaling(Duration::from_millis(500));
+    }
     for strict in [false, true] {
         if !wanted("ODBPACK_BENCH_STRICT", if strict { "on" } else { "off" }) {
             continue;
@@ -771,7 +896,9 @@ fn main() {
                 .map(|&backend| Child::spawn(backend, corpus, strict))
                 .collect();
             check_same_results(&mut children);
-            println!("\n| op | threads | libgit2 | odbpack | odbpack / libgit2 |");
+            println!(
+                "\n| op | threads | libgit2 | odbpack | odbpack / libgit2 (range over {rounds} rounds) |"
+            );
             println!("|---|---|---|---|---|");
             let ops: &[Op] = if strict {
                 &[Op::Read, Op::Prefix40, Op::ReadAll]
@@ -783,24 +910,36 @@ fn main() {
                 .filter(|op| wanted("ODBPACK_BENCH_OPS", op.name()))
             {
                 for &threads in &thread_counts {
-                    let mut rates = Vec::new();
-                    for child in &mut children {
-                        let (rate, check) = child.measure(op, threads);
-                        // A full pass reads every byte of every object, however many passes ran.
-                        if op == Op::ReadAll {
-                            assert_eq!(
-                                check % total_bytes,
-                                0,
-                                "{:?} read every object fully",
-                                child.backend
-                            );
+                    // Rounds alternate the backends, so a slow spell of the machine (a
+                    // neighbour on the host) lands on both; each backend's median is shown.
+                    let mut rates: Vec<(Backend, Vec<f64>)> =
+                        children.iter().map(|c| (c.backend, Vec::new())).collect();
+                    for _ in 0..rounds {
+                        for (child, (_, samples)) in children.iter_mut().zip(&mut rates) {
+                            let (rate, check) = child.measure(op, threads);
+                            // A full pass reads every byte of every object, however many
+                            // passes ran.
+                            if op == Op::ReadAll {
+                                assert_eq!(
+                                    check % total_bytes,
+                                    0,
+                                    "{:?} read every object fully",
+                                    child.backend
+                                );
+                            }
+                            samples.push(rate);
                         }
-                        rates.push((child.backend, rate));
                     }
-                    let rate_of = |b: Backend| rates.iter().find(|(x, _)| *x == b).map(|(_, r)| *r);
-                    let cell = |b: Backend| rate_of(b).map_or("-".to_owned(), human);
-                    let ratio = match (rate_of(Backend::Odbpack), rate_of(Backend::Libgit2)) {
-                        (Some(ours), Some(theirs)) => format!("{:.2}x", ours / theirs),
+                    let samples_of = |b: Backend| {
+                        rates
+                            .iter()
+                            .find(|(x, _)| *x == b)
+                            .map(|(_, samples)| samples.as_slice())
+                    };
+                    let cell =
+                        |b: Backend| samples_of(b).map_or("-".to_owned(), |s| human(median(s)));
+                    let ratio = match (samples_of(Backend::Odbpack), samples_of(Backend::Libgit2)) {
+                        (Some(ours), Some(theirs)) => ratio_cell(ours, theirs),
                         _ => "-".to_owned(),
                     };
                     println!(
