@@ -17,9 +17,11 @@
 //!
 //! Each measurement opens fresh odbs, warms them up with the same operation for as long as it
 //! then measures, and asks for ids from a list of its own, shuffled per thread and walked in
-//! order (see [`shuffled`]). Before the tables, a line says how this machine scales from one
-//! thread to two on work in the CPU caches and on copying memory (see
-//! [`print_machine_scaling`]).
+//! order (see [`shuffled`]). Before the tables, a line says how this machine's memory copies
+//! scale from one thread to two ([`print_machine_scaling`]); under each corpus, a line times
+//! inflate alone on every entry of its packs, zlib (libgit2's) against sirocco (ours), and
+//! sirocco on two threads ([`print_inflate_ratio`]): the ceilings of reads that are mostly one
+//! inflate.
 //!
 //! Checks: before timing a corpus, both backends must return the same results on every 37th id —
 //! read (type and bytes), read_header (type and size), exists on present and on absent ids,
@@ -790,21 +792,10 @@ fn parallel_rate(threads: usize, budget: Duration, work: impl Fn() -> usize + Sy
     })
 }
 
-/// What two threads can gain on this machine, printed before the tables: how a computation
-/// that stays in the core's caches, and a copy between buffers far larger than the CPU caches,
-/// scale from one thread to two. Reads that inflate and copy tens of KiB per object are bound
-/// by the second, so their scaling cannot beat it.
+/// What two threads can gain on this machine where memory is the limit, printed before the
+/// tables: how a copy between buffers far larger than the CPU caches scales from one thread to
+/// two. Reads that copy tens of KiB per object are partly bound by it.
 fn print_machine_scaling(budget: Duration) {
-    let compute = || {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        for _ in 0..1_000_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-        }
-        std::hint::black_box(x);
-        1
-    };
     const COPY_BYTES: usize = 64 << 20;
     let copy = || {
         thread_local! {
@@ -817,21 +808,127 @@ fn print_machine_scaling(budget: Duration) {
         });
         COPY_BYTES
     };
-    let (compute_1, compute_2) = (
-        parallel_rate(1, budget, compute),
-        parallel_rate(2, budget, compute),
-    );
-    let (copy_1, copy_2) = (
+    let (one, two) = (
         parallel_rate(1, budget, copy),
         parallel_rate(2, budget, copy),
     );
     println!(
-        "machine: from 1 to 2 threads, computing in cache scales {:.2}x; copying 64 MiB buffers \
-         scales {:.2}x ({:.1} to {:.1} GB/s)",
-        compute_2 / compute_1,
-        copy_2 / copy_1,
-        copy_1 / 1e9,
-        copy_2 / 1e9
+        "machine: copying 64 MiB buffers, 1 thread {:.1} GB/s, 2 threads {:.1} GB/s: {:.2}x",
+        one / 1e9,
+        two / 1e9,
+        two / one
+    );
+}
+
+/// The zlib streams of every entry of the packs in `objects/pack`: (stream, inflated size), the
+/// stream running to the end of the pack body (a decoder stops at the end of its stream).
+fn pack_streams(objects: &Path) -> Vec<(std::sync::Arc<Vec<u8>>, usize, usize)> {
+    let mut streams = Vec::new();
+    for entry in std::fs::read_dir(objects.join("pack")).expect("pack dir") {
+        let idx_path = entry.expect("pack dir entry").path();
+        if idx_path.extension().is_none_or(|x| x != "idx") {
+            continue;
+        }
+        let index = odbpack::format::idx::PackIndex::from_bytes(
+            std::fs::read(&idx_path).expect("read an .idx"),
+        )
+        .expect("parse an .idx");
+        let pack = std::sync::Arc::new(
+            std::fs::read(idx_path.with_extension("pack")).expect("read a .pack"),
+        );
+        for position in 0..index.num_objects() {
+            let offset = index.offset_at(position).expect("entry offset");
+            let entry = odbpack::format::pack::parse_entry(&pack, offset).expect("entry header");
+            streams.push((
+                pack.clone(),
+                entry.data_offset as usize,
+                entry.size as usize,
+            ));
+        }
+    }
+    streams
+}
+
+/// Inflates every stream once with `inflate(input, out)` on each of `threads` threads at once;
+/// returns the inflated bytes per second of all of them together.
+fn inflate_rate(
+    streams: &[(std::sync::Arc<Vec<u8>>, usize, usize)],
+    threads: usize,
+    inflate: impl Fn(&[u8], &mut [u8]) + Sync,
+) -> f64 {
+    let inflate = &inflate;
+    let longest = streams.iter().map(|s| s.2).max().unwrap_or(0);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut out = vec![0u8; longest];
+                    let start = Instant::now();
+                    let mut total = 0;
+                    for (pack, data_offset, size) in streams {
+                        inflate(&pack[*data_offset..pack.len() - 20], &mut out[..*size]);
+                        total += size;
+                    }
+                    total as f64 / start.elapsed().as_secs_f64()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("inflate thread"))
+            .sum()
+    })
+}
+
+/// Inflate alone, on every entry of the corpus's packs: how much faster odbpack's (sirocco) is
+/// than the zlib libgit2 links, on one thread, and how sirocco scales from one thread to two on
+/// this machine. A read that is mostly one whole-object inflate can beat libgit2 by little more
+/// than the first, and scale by little more than the second.
+fn print_inflate_ratio(objects: &Path, rounds: usize, two_threads: bool) {
+    let streams = pack_streams(objects);
+    let sirocco = |input: &[u8], out: &mut [u8]| {
+        odbpack::zlib::inflate_exact(input, out).expect("sirocco inflates a pack entry");
+    };
+    let zlib = |input: &[u8], out: &mut [u8]| {
+        let mut out_len = out.len() as libz_sys::uLong;
+        // SAFETY: both pointers and lengths describe live buffers; zlib writes at most
+        // `out_len` bytes into `out` and reads at most `input.len()` bytes.
+        let rc = unsafe {
+            libz_sys::uncompress(
+                out.as_mut_ptr(),
+                &mut out_len,
+                input.as_ptr(),
+                input.len() as libz_sys::uLong,
+            )
+        };
+        assert!(
+            rc == libz_sys::Z_OK && out_len as usize == out.len(),
+            "zlib: {rc}"
+        );
+    };
+    let (mut ours, mut theirs, mut ours_two) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        theirs.push(inflate_rate(&streams, 1, zlib));
+        ours.push(inflate_rate(&streams, 1, sirocco));
+        if two_threads {
+            ours_two.push(inflate_rate(&streams, 2, sirocco));
+        }
+    }
+    let scaling = if two_threads {
+        format!(
+            "; sirocco on 2 threads {:.0} MB/s, {}",
+            median(&ours_two) / 1e6,
+            ratio_cell(&ours_two, &ours)
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "inflate alone, every entry of these packs: zlib (libgit2's) {:.0} MB/s, sirocco \
+         (odbpack's) {:.0} MB/s, {}{scaling}",
+        median(&theirs) / 1e6,
+        median(&ours) / 1e6,
+        ratio_cell(&ours, &theirs)
     );
 }
 
@@ -969,6 +1066,9 @@ fn main() {
                 String::new()
             };
             println!("\npeak RSS: {}{budget}", peaks.join(", "));
+            if !strict {
+                print_inflate_ratio(&corpus.objects, rounds, thread_counts.contains(&2));
+            }
             for child in children {
                 child.finish();
             }
