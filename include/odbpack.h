@@ -16,9 +16,11 @@
 
 
 /**
- * Version of [`odbpack_options`] this library understands.
+ * Version of [`odbpack_options`] this library writes. Each version appends fields; a struct
+ * of an earlier version (1: everything before `change_events`) is still accepted, and the fields
+ * it lacks keep their defaults.
  */
-#define ODBPACK_OPTIONS_VERSION 1
+#define ODBPACK_OPTIONS_VERSION 2
 
 /**
  * Version of [`odbpack_midx_write_options`] this library understands.
@@ -102,6 +104,15 @@ typedef struct odbpack_options {
    * Threads resolving deltas in `writepack` commit; 0 (default) = available cores.
    */
   unsigned int writepack_threads;
+  /**
+   * Non-zero (default): on Linux, on local file systems, learn that packs were added or
+   * removed from inotify events, so a refresh that finds nothing changed is one `epoll_wait`.
+   * Zero, and elsewhere: from the directories' timestamps, one `fstat` a refresh. Each store
+   * watching with events holds one inotify instance, of the user's
+   * `fs.inotify.max_user_instances` (128 by default) and at most 16 per process: set 0 where
+   * instances are scarce. Since version 2.
+   */
+  int change_events;
 } odbpack_options;
 
 /**
@@ -158,21 +169,23 @@ extern "C" {
 int odbpack_backend_new(git_odb_backend **out, const char *objects_dir);
 
 /**
- * Like [`odbpack_backend_new`] with options (`NULL` = defaults). `options->version` must be
- * `ODBPACK_OPTIONS_VERSION`; initialise the struct with [`odbpack_options_init`].
+ * Like [`odbpack_backend_new`] with options (`NULL` = defaults). Initialise the struct with
+ * [`odbpack_options_init`]; `options->version` may be any version up to
+ * `ODBPACK_OPTIONS_VERSION` (fields added later keep their defaults).
  *
  * # Safety
  * `out` must be valid for a pointer write; `objects_dir` a NUL-terminated path; `options` NULL
- * or a valid `odbpack_options`.
+ * or a valid `odbpack_options` of the version it names.
  */
 int odbpack_backend_new_ext(git_odb_backend **out, const char *objects_dir, const struct odbpack_options *options);
 
 /**
- * Fills `options` with the defaults for `version`. Returns 0, or -1 if `options` is NULL or
- * `version` is not `ODBPACK_OPTIONS_VERSION`.
+ * Fills `options` with the defaults for `version` (pass `ODBPACK_OPTIONS_VERSION`), writing
+ * only the fields that version has. Returns 0, or -1 if `options` is NULL or `version` is
+ * unknown.
  *
  * # Safety
- * `options` must be NULL or valid for writing one `odbpack_options`.
+ * `options` must be NULL or valid for writing one `odbpack_options` of `version`.
  */
 int odbpack_options_init(struct odbpack_options *options, unsigned int version);
 

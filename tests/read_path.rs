@@ -309,6 +309,106 @@ fn refresh_picks_up_new_packs_and_drops_vanished_ones() {
 
 /// A packed repository, and beside its pack directory a copy of it holding one more pack, of
 /// objects that are only loose in the repository. Returns the copy and the new objects' ids.
+/// Whether a backend made with `options` learns of directory changes from change events.
+fn backend_uses_events(
+    objects_dir: &std::path::Path,
+    options: odbpack::ffi::odbpack_options,
+) -> bool {
+    let odb = Odb::open_with(objects_dir, Backend::Odbpack, options);
+    odb.store().refresh().expect("refresh");
+    odb.store()
+        .snapshot()
+        .watch
+        .as_ref()
+        .is_some_and(|watch| watch.uses_events())
+}
+
+#[test]
+fn options_choose_how_refresh_learns_of_changes_and_version_1_still_works() {
+    use odbpack::ffi::{
+        ODBPACK_OPTIONS_VERSION, odbpack_error_last, odbpack_options, odbpack_options_init,
+    };
+    let repo = Repo::new();
+    repo.grow_history(2, 2, "x");
+    repo.git(&["repack", "-adq"]);
+    let dir = repo.objects_dir();
+    let defaults = options_for_static_libgit2();
+    // What a store that asks for events gets here: events on a local Linux file system, stamps
+    // elsewhere (an overlay file system, say). Where it is stamps, the comparisons below hold
+    // whatever the option does; on this project's machines it is events.
+    let events_here = backend_uses_events(&dir, defaults);
+    assert!(!backend_uses_events(
+        &dir,
+        odbpack_options {
+            change_events: 0,
+            ..defaults
+        }
+    ));
+    // A version 1 struct ends before `change_events`: the library must not read past it, so
+    // the zero placed there is not seen and the default (events) holds.
+    assert_eq!(
+        backend_uses_events(
+            &dir,
+            odbpack_options {
+                version: 1,
+                change_events: 0,
+                ..defaults
+            }
+        ),
+        events_here
+    );
+
+    // `odbpack_options_init` writes only the fields of the version it is given.
+    let mut options = odbpack_options {
+        writepack_threads: 9,
+        change_events: 7,
+        ..defaults
+    };
+    assert_eq!(unsafe { odbpack_options_init(&mut options, 1) }, 0);
+    assert_eq!(
+        (
+            options.version,
+            options.writepack_threads,
+            options.change_events
+        ),
+        (1, 0, 7)
+    );
+    assert_eq!(
+        unsafe { odbpack_options_init(&mut options, ODBPACK_OPTIONS_VERSION) },
+        0
+    );
+    assert_eq!((options.version, options.change_events), (2, 1));
+
+    // Unknown versions are refused with a message, by both functions.
+    let message = || {
+        unsafe { std::ffi::CStr::from_ptr(odbpack_error_last()) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    assert_eq!(unsafe { odbpack_options_init(&mut options, 3) }, -1);
+    assert!(
+        message().contains("version 3 is not supported"),
+        "{}",
+        message()
+    );
+    let objects = std::ffi::CString::new(dir.to_str().expect("utf-8")).expect("no NUL");
+    let mut backend = std::ptr::null_mut();
+    let future = odbpack_options {
+        version: 3,
+        ..defaults
+    };
+    assert_eq!(
+        unsafe { odbpack::ffi::odbpack_backend_new_ext(&mut backend, objects.as_ptr(), &future) },
+        -1
+    );
+    assert!(backend.is_null());
+    assert!(
+        message().contains("version 3 is not supported"),
+        "{}",
+        message()
+    );
+}
+
 fn repo_with_a_replacement_pack_dir(repo: &Repo) -> (std::path::PathBuf, Vec<String>) {
     repo.grow_history(3, 3, "x");
     repo.git(&["repack", "-adq"]);

@@ -13,7 +13,7 @@ use crate::format::pack::ObjectKind;
 use crate::oid::{HEX_LEN, MIN_PREFIX_HEX_LEN, ObjectId, Prefix};
 use crate::store::{ObjectSink, Options, Store};
 
-use super::boundary::{call, check_version, guard};
+use super::boundary::{call, guard};
 use super::error::last_message;
 use super::host::{HostApi, OdbReader};
 use super::sys::{
@@ -21,8 +21,10 @@ use super::sys::{
     git_odb_object, git_oid,
 };
 
-/// Version of [`odbpack_options`] this library understands.
-pub const ODBPACK_OPTIONS_VERSION: c_uint = 1;
+/// Version of [`odbpack_options`] this library writes. Each version appends fields; a struct
+/// of an earlier version (1: everything before `change_events`) is still accepted, and the fields
+/// it lacks keep their defaults.
+pub const ODBPACK_OPTIONS_VERSION: c_uint = 2;
 
 /// Options for [`odbpack_backend_new_ext`]. Initialise with [`odbpack_options_init`], then change
 /// fields; a zero field is *not* "default" (e.g. `delta_cache_bytes = 0` disables the cache).
@@ -76,6 +78,27 @@ pub struct odbpack_options {
     pub writepack_max_objects: c_uint,
     /// Threads resolving deltas in `writepack` commit; 0 (default) = available cores.
     pub writepack_threads: c_uint,
+    /// Non-zero (default): on Linux, on local file systems, learn that packs were added or
+    /// removed from inotify events, so a refresh that finds nothing changed is one `epoll_wait`.
+    /// Zero, and elsewhere: from the directories' timestamps, one `fstat` a refresh. Each store
+    /// watching with events holds one inotify instance, of the user's
+    /// `fs.inotify.max_user_instances` (128 by default) and at most 16 per process: set 0 where
+    /// instances are scarce. Since version 2.
+    pub change_events: c_int,
+}
+
+/// Size of an [`odbpack_options`] of `version`: fields are only ever appended, so a version's
+/// struct is the current one cut where the next version's first field starts. (Version 1 ends
+/// with two `c_uint`s after pointers, so it has no trailing padding to account for.)
+fn options_len(version: c_uint) -> Result<usize> {
+    match version {
+        1 => Ok(std::mem::offset_of!(odbpack_options, change_events)),
+        ODBPACK_OPTIONS_VERSION => Ok(std::mem::size_of::<odbpack_options>()),
+        _ => Err(Error::InvalidArgument(format!(
+            "odbpack_options version {version} is not supported (this library has 1 to \
+             {ODBPACK_OPTIONS_VERSION})"
+        ))),
+    }
 }
 
 impl Default for odbpack_options {
@@ -98,6 +121,7 @@ impl Default for odbpack_options {
             odb_object_free: None,
             writepack_max_objects: c_uint::MAX,
             writepack_threads: 0,
+            change_events: 1,
         }
     }
 }
@@ -110,8 +134,8 @@ impl odbpack_options {
             max_mapped_bytes: self.max_mapped_bytes,
             max_mapped_packs: self.max_mapped_packs,
             max_object_size: self.max_object_size,
-            // Not a C option: events are used only where they see every change (`watch.rs`).
-            ..Options::default()
+            // Events are used only where they see every change (`watch.rs`), whatever this says.
+            change_events: self.change_events != 0,
         }
     }
 
@@ -533,7 +557,6 @@ fn new_backend(
     if objects_dir.is_null() {
         return Err(Error::InvalidArgument("NULL objects directory".into()));
     }
-    check_version("odbpack_options", options.version, ODBPACK_OPTIONS_VERSION)?;
     // SAFETY: checked non-NULL; the caller passes a NUL-terminated path.
     let path = Path::new(std::ffi::OsStr::from_bytes(
         unsafe { CStr::from_ptr(objects_dir) }.to_bytes(),
@@ -588,35 +611,60 @@ pub unsafe extern "C" fn odbpack_backend_new(
     unsafe { odbpack_backend_new_ext(out, objects_dir, ptr::null()) }
 }
 
-/// Like [`odbpack_backend_new`] with options (`NULL` = defaults). `options->version` must be
-/// `ODBPACK_OPTIONS_VERSION`; initialise the struct with [`odbpack_options_init`].
+/// The caller's options, read only as far as the struct of its `version` goes; fields of later
+/// versions keep their defaults. NULL gives the defaults.
+///
+/// # Safety
+/// `options` must be NULL or point to an initialised `odbpack_options` of the version it names.
+unsafe fn read_options(options: *const odbpack_options) -> Result<odbpack_options> {
+    let mut read = odbpack_options::default();
+    if options.is_null() {
+        return Ok(read);
+    }
+    // SAFETY: non-NULL, and every version starts with `version`.
+    let version = unsafe { (&raw const (*options).version).read() };
+    let len = options_len(version)?;
+    // SAFETY: the caller's struct holds `len` bytes (the size of its version), laid out like the
+    // start of ours (fields are only appended); `read` is at least `len` bytes; they are
+    // distinct objects. Every field is plain data or a nullable function pointer, so any bytes
+    // the caller initialised are valid values.
+    unsafe { ptr::copy_nonoverlapping(options.cast::<u8>(), (&raw mut read).cast::<u8>(), len) };
+    Ok(read)
+}
+
+/// Like [`odbpack_backend_new`] with options (`NULL` = defaults). Initialise the struct with
+/// [`odbpack_options_init`]; `options->version` may be any version up to
+/// `ODBPACK_OPTIONS_VERSION` (fields added later keep their defaults).
 ///
 /// # Safety
 /// `out` must be valid for a pointer write; `objects_dir` a NUL-terminated path; `options` NULL
-/// or a valid `odbpack_options`.
+/// or a valid `odbpack_options` of the version it names.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn odbpack_backend_new_ext(
     out: *mut *mut git_odb_backend,
     objects_dir: *const c_char,
     options: *const odbpack_options,
 ) -> c_int {
-    // SAFETY: `options` is NULL or points to an initialised struct (caller contract).
-    let options = unsafe { options.as_ref() }.copied().unwrap_or_default();
-    let host = options.host();
+    // SAFETY: `options` is NULL or a valid struct of its version (caller contract).
+    let options = unsafe { read_options(options) };
+    let host = options
+        .as_ref()
+        .map_or_else(|_| HostApi::discovered(), odbpack_options::host);
     call("odbpack_backend_new", &host, || {
         check_out(out, "out pointer")?;
-        let backend = new_backend(objects_dir, &options)?;
+        let backend = new_backend(objects_dir, &options?)?;
         // SAFETY: checked non-NULL.
         unsafe { *out = backend };
         Ok(code::GIT_OK)
     })
 }
 
-/// Fills `options` with the defaults for `version`. Returns 0, or -1 if `options` is NULL or
-/// `version` is not `ODBPACK_OPTIONS_VERSION`.
+/// Fills `options` with the defaults for `version` (pass `ODBPACK_OPTIONS_VERSION`), writing
+/// only the fields that version has. Returns 0, or -1 if `options` is NULL or `version` is
+/// unknown.
 ///
 /// # Safety
-/// `options` must be NULL or valid for writing one `odbpack_options`.
+/// `options` must be NULL or valid for writing one `odbpack_options` of `version`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn odbpack_options_init(
     options: *mut odbpack_options,
@@ -625,9 +673,20 @@ pub unsafe extern "C" fn odbpack_options_init(
     let host = HostApi::discovered();
     call("odbpack_options_init", &host, || {
         check_out(options, "options")?;
-        check_version("odbpack_options", version, ODBPACK_OPTIONS_VERSION)?;
-        // SAFETY: checked non-NULL; the caller owns the struct.
-        unsafe { options.write(odbpack_options::default()) };
+        let len = options_len(version)?;
+        let defaults = odbpack_options {
+            version,
+            ..odbpack_options::default()
+        };
+        // SAFETY: checked non-NULL; the caller's struct holds the `len` bytes of its version;
+        // `defaults` is a distinct local at least that large.
+        unsafe {
+            ptr::copy_nonoverlapping(
+                (&raw const defaults).cast::<u8>(),
+                options.cast::<u8>(),
+                len,
+            )
+        };
         Ok(code::GIT_OK)
     })
 }
