@@ -769,26 +769,28 @@ fn check_same_results(children: &mut [Child]) {
     println!("results identical: {} ({sampled} ids)", names.join(", "));
 }
 
-/// Rate of `work` (units per second) on `threads` threads at once, for about `budget`.
-fn parallel_rate(threads: usize, budget: Duration, work: impl Fn() -> usize + Sync) -> f64 {
-    let work = &work;
+/// Runs `rate` on `threads` threads at once; returns the sum of what they return (each
+/// thread's own units per second).
+fn summed_over_threads(threads: usize, rate: impl Fn() -> f64 + Sync) -> f64 {
+    let rate = &rate;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(move || {
-                    let start = Instant::now();
-                    let mut units = 0;
-                    while start.elapsed() < budget {
-                        units += work();
-                    }
-                    units as f64 / start.elapsed().as_secs_f64()
-                })
-            })
-            .collect();
+        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(rate)).collect();
         handles
             .into_iter()
             .map(|h| h.join().expect("calibration thread"))
             .sum()
+    })
+}
+
+/// Rate of `work` (units per second) on `threads` threads at once, for about `budget`.
+fn parallel_rate(threads: usize, budget: Duration, work: impl Fn() -> usize + Sync) -> f64 {
+    summed_over_threads(threads, || {
+        let start = Instant::now();
+        let mut units = 0;
+        while start.elapsed() < budget {
+            units += work();
+        }
+        units as f64 / start.elapsed().as_secs_f64()
     })
 }
 
@@ -856,27 +858,16 @@ fn inflate_rate(
     threads: usize,
     inflate: impl Fn(&[u8], &mut [u8]) + Sync,
 ) -> f64 {
-    let inflate = &inflate;
     let longest = streams.iter().map(|s| s.2).max().unwrap_or(0);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(move || {
-                    let mut out = vec![0u8; longest];
-                    let start = Instant::now();
-                    let mut total = 0;
-                    for (pack, data_offset, size) in streams {
-                        inflate(&pack[*data_offset..pack.len() - 20], &mut out[..*size]);
-                        total += size;
-                    }
-                    total as f64 / start.elapsed().as_secs_f64()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("inflate thread"))
-            .sum()
+    summed_over_threads(threads, || {
+        let mut out = vec![0u8; longest];
+        let start = Instant::now();
+        let mut total = 0;
+        for (pack, data_offset, size) in streams {
+            inflate(&pack[*data_offset..pack.len() - 20], &mut out[..*size]);
+            total += size;
+        }
+        total as f64 / start.elapsed().as_secs_f64()
     })
 }
 
