@@ -21,7 +21,7 @@
 //! scale from one thread to two ([`print_machine_scaling`]); under each corpus, a line times
 //! inflate alone on every entry of its packs, zlib (libgit2's) against sirocco (ours), and
 //! sirocco on two threads ([`print_inflate_ratio`]): the ceilings of reads that are mostly one
-//! inflate.
+//! inflate. `ODBPACK_BENCH_OPS` selects that line by the name `inflate alone`.
 //!
 //! Checks: before timing a corpus, both backends must return the same results on every 37th id —
 //! read (type and bytes), read_header (type and size), exists on present and on absent ids,
@@ -822,8 +822,9 @@ fn print_machine_scaling(budget: Duration) {
     );
 }
 
-/// The zlib streams of every entry of the packs in `objects/pack`: (stream, inflated size), the
-/// stream running to the end of the pack body (a decoder stops at the end of its stream).
+/// Every entry of the packs in `objects/pack` as (pack bytes, offset of its zlib stream,
+/// inflated size). The input handed to a decoder runs to the end of the pack body: a decoder
+/// stops at the end of its stream, as when reading from a mapped pack.
 fn pack_streams(objects: &Path) -> Vec<(std::sync::Arc<Vec<u8>>, usize, usize)> {
     let mut streams = Vec::new();
     for entry in std::fs::read_dir(objects.join("pack")).expect("pack dir") {
@@ -1057,7 +1058,7 @@ fn main() {
                 String::new()
             };
             println!("\npeak RSS: {}{budget}", peaks.join(", "));
-            if !strict {
+            if !strict && wanted("ODBPACK_BENCH_OPS", "inflate alone") {
                 print_inflate_ratio(&corpus.objects, rounds, thread_counts.contains(&2));
             }
             for child in children {
