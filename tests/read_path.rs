@@ -307,8 +307,6 @@ fn refresh_picks_up_new_packs_and_drops_vanished_ones() {
     }
 }
 
-/// A packed repository, and beside its pack directory a copy of it holding one more pack, of
-/// objects that are only loose in the repository. Returns the copy and the new objects' ids.
 /// Whether a backend made with `options` learns of directory changes from change events.
 fn backend_uses_events(
     objects_dir: &std::path::Path,
@@ -316,11 +314,7 @@ fn backend_uses_events(
 ) -> bool {
     let odb = Odb::open_with(objects_dir, Backend::Odbpack, options);
     odb.store().refresh().expect("refresh");
-    odb.store()
-        .snapshot()
-        .watch
-        .as_ref()
-        .is_some_and(|watch| watch.uses_events())
+    uses_change_events(&odb.store())
 }
 
 #[test]
@@ -409,6 +403,8 @@ fn options_choose_how_refresh_learns_of_changes_and_version_1_still_works() {
     );
 }
 
+/// A packed repository, and beside its pack directory a copy of it holding one more pack, of
+/// objects that are only loose in the repository. Returns the copy and the new objects' ids.
 fn repo_with_a_replacement_pack_dir(repo: &Repo) -> (std::path::PathBuf, Vec<String>) {
     repo.grow_history(3, 3, "x");
     repo.git(&["repack", "-adq"]);

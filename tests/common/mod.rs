@@ -566,12 +566,7 @@ impl Odb {
 /// an unchanged directory keeps the snapshot.
 pub fn wait_until_refresh_trusts(store: &odbpack::store::Store) {
     store.refresh().expect("refresh");
-    let uses_events = store
-        .snapshot()
-        .watch
-        .as_ref()
-        .is_some_and(|watch| watch.uses_events());
-    if !uses_events {
+    if !uses_change_events(store) {
         std::thread::sleep(std::time::Duration::from_millis(3100));
     }
     store.refresh().expect("refresh");
@@ -583,8 +578,18 @@ pub fn wait_until_refresh_trusts(store: &odbpack::store::Store) {
     );
 }
 
-/// A store on `objects_dir` that learns of changes by change events or, with `change_events`
-/// false, by stamps (the C API always lets odbpack choose).
+/// Whether the store's current snapshot learns of directory changes from change events (else
+/// from stamps).
+pub fn uses_change_events(store: &odbpack::store::Store) -> bool {
+    store
+        .snapshot()
+        .watch
+        .as_ref()
+        .is_some_and(|watch| watch.uses_events())
+}
+
+/// A store on `objects_dir` that learns of changes by change events where the system offers
+/// them or, with `change_events` false, by stamps (`odbpack_options.change_events` in C).
 pub fn store_watching(
     objects_dir: &Path,
     change_events: bool,
