@@ -25,7 +25,7 @@
 //!
 //! Checks: before timing a corpus, both backends must return the same results on every 37th id —
 //! read (type and bytes), read_header (type and size), exists on present and on absent ids,
-//! read_prefix with 12 and with 40 hex digits. Each child hashes its results in sample order and
+//! exists_prefix with 12 hex digits (the id found), read_prefix with 12 and with 40 hex digits. Each child hashes its results in sample order and
 //! the parent compares the digests. The full passes (`read every object`) must read every byte.
 //!
 //! Corpus: 5000 commits over 2000 files of 8–24 KiB (210k objects, 1.8 GB inflated, deltas up
@@ -132,8 +132,9 @@ fn generate(repo: &Repo, commits: usize, runs: usize) -> Vec<String> {
 }
 
 /// Writes one pack per fast-import run into `objects/pack`, each holding the objects that run
-/// added, deltified by `git pack-objects` (window 10, depth 50, deltas recomputed) — what a
-/// repository that fetched 50 times without a gc holds.
+/// added, deltified by `git pack-objects` (window 10, depth 50, deltas recomputed, bases named by
+/// offset) — what a repository that fetched 50 times without a gc holds: a server sends
+/// OFS_DELTA entries to every client that announces `ofs-delta`, which git and libgit2 do.
 fn pack_runs(source: &Repo, tips: &[String], objects: &Path) {
     let pack_base = objects.join("pack/pack");
     let pack_base = pack_base.to_str().expect("utf-8 corpus path");
@@ -152,6 +153,7 @@ fn pack_runs(source: &Repo, tips: &[String], objects: &Path) {
                 "pack-objects",
                 "-q",
                 "--no-reuse-delta",
+                "--delta-base-offset",
                 "--window=10",
                 "--depth=50",
                 pack_base,
@@ -185,7 +187,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// output is deterministic, so a cached corpus is the same corpus).
 fn corpora(commits: usize) -> Vec<Corpus> {
     let root =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-corpora/v2-{commits}"));
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-corpora/v3-{commits}"));
     let names = [
         ("1 pack", "one"),
         ("50 packs", "many"),
@@ -281,6 +283,7 @@ fn shuffled(ids: &[libgit2_sys::git_oid], seed: u64) -> Vec<libgit2_sys::git_oid
 enum Op {
     ExistsHit,
     ExistsMiss,
+    ExistsPrefix12,
     ReadHeader,
     Read,
     Prefix12,
@@ -290,9 +293,10 @@ enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 8] = [
+    const ALL: [Op; 9] = [
         Op::ExistsHit,
         Op::ExistsMiss,
+        Op::ExistsPrefix12,
         Op::ReadHeader,
         Op::Read,
         Op::Prefix12,
@@ -310,6 +314,7 @@ impl Op {
         match self {
             Op::ExistsHit => "exists (hit)",
             Op::ExistsMiss => "exists (miss)",
+            Op::ExistsPrefix12 => "exists_prefix 12 hex",
             Op::ReadHeader => "read_header",
             Op::Read => "read (random)",
             Op::Prefix12 => "read_prefix 12 hex",
@@ -373,7 +378,7 @@ fn measure(
                     let seed = 0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1);
                     let schedule = match op {
                         Op::ExistsMiss => shuffled(&ids.missing, seed),
-                        Op::Prefix12 => shuffled(&ids.short12, seed),
+                        Op::Prefix12 | Op::ExistsPrefix12 => shuffled(&ids.short12, seed),
                         Op::Foreach | Op::ReadAll => Vec::new(),
                         _ => shuffled(&ids.full, seed),
                     };
@@ -419,6 +424,9 @@ fn measure(
                                 Op::ExistsHit | Op::ExistsMiss => u64::from(odb.exists_raw(id)),
                                 Op::ReadHeader => ok(odb.read_header_size(id)),
                                 Op::Read => ok(odb.read_size(id)),
+                                Op::ExistsPrefix12 => ok(odb
+                                    .exists_prefix_raw(id, 12)
+                                    .map(|found| usize::from(found.id[19]))),
                                 Op::Prefix12 => ok(odb.read_prefix_size(id, 12)),
                                 Op::Prefix40 => ok(odb.read_prefix_size(id, 40)),
                                 Op::Foreach | Op::ReadAll => 0,
@@ -554,6 +562,10 @@ fn result_digest(odb: &Odb, ids: &Ids, op: Op) -> (u64, usize) {
             },
             Op::ExistsHit => hash.write(&[u8::from(odb.exists_raw(&ids.full[i]))]),
             Op::ExistsMiss => hash.write(&[u8::from(odb.exists_raw(&ids.missing[i]))]),
+            Op::ExistsPrefix12 => match odb.exists_prefix_raw(&ids.short12[i], 12) {
+                Ok(found) => hash.write(&found.id),
+                Err(rc) => hash.error(rc),
+            },
             Op::Prefix12 => hash.object(odb.read_prefix_raw(&ids.short12[i], 12)),
             Op::Prefix40 => hash.object(odb.read_prefix_raw(&ids.full[i], 40)),
             Op::Foreach | Op::ReadAll => panic!("no result digest for {op:?}"),
@@ -736,11 +748,12 @@ impl Drop for Child {
 }
 
 /// The equality checks: the op whose calls are compared, and the name printed for it.
-const SAME_RESULT_CHECKS: [(Op, &str); 6] = [
+const SAME_RESULT_CHECKS: [(Op, &str); 7] = [
     (Op::Read, "read"),
     (Op::ReadHeader, "read_header"),
     (Op::ExistsHit, "exists"),
     (Op::ExistsMiss, "exists miss"),
+    (Op::ExistsPrefix12, "exists_prefix 12"),
     (Op::Prefix12, "read_prefix 12"),
     (Op::Prefix40, "read_prefix 40"),
 ];

@@ -472,11 +472,21 @@ impl Odb {
     }
 
     pub fn exists_prefix(&self, hex: &str) -> Result<String, c_int> {
-        let id = prefix_oid(hex);
+        self.exists_prefix_raw(&prefix_oid(hex), hex.len())
+            .map(|found| odbpack::ObjectId(found.id).to_hex())
+    }
+
+    /// `git_odb_exists_prefix` by raw (masked) id and length: the full id it names.
+    pub fn exists_prefix_raw(
+        &self,
+        id: &raw::git_oid,
+        hex_len: usize,
+    ) -> Result<raw::git_oid, c_int> {
+        // SAFETY: `out` is a live local libgit2 writes the found id into; id is the caller's.
         unsafe {
             let mut out = raw::git_oid { id: [0; 20] };
-            match raw::git_odb_exists_prefix(&mut out, self.raw, &id, hex.len()) {
-                0 => Ok(odbpack::ObjectId(out.id).to_hex()),
+            match raw::git_odb_exists_prefix(&mut out, self.raw, id, hex_len) {
+                0 => Ok(out),
                 rc => Err(rc),
             }
         }
