@@ -93,14 +93,13 @@ impl Prefix {
         if !(MIN_PREFIX_HEX_LEN..=HEX_LEN).contains(&hex_len) {
             return None;
         }
-        let mut masked = id;
-        let full_bytes = hex_len / 2;
-        if hex_len % 2 == 1 {
-            masked.0[full_bytes] &= 0xf0;
-            masked.0[full_bytes + 1..].fill(0);
-        } else {
-            masked.0[full_bytes..].fill(0);
-        }
+        let (head, tail) = split(&id.0);
+        let (head_mask, tail_mask) = masks(hex_len);
+        let mut masked = ObjectId::ZERO;
+        // Two whole-word stores, not a byte loop: the id is copied on as two words right
+        // after, and a wide load of bytes just stored one by one stalls the CPU.
+        masked.0[..16].copy_from_slice(&(head & head_mask).to_be_bytes());
+        masked.0[16..].copy_from_slice(&(tail & tail_mask).to_be_bytes());
         Some(Prefix {
             id: masked,
             hex_len,
@@ -138,21 +137,43 @@ impl Prefix {
         self.hex_len == HEX_LEN
     }
 
-    /// Orders `candidate` against the prefix: `Equal` when the candidate starts with it.
-    pub fn cmp_candidate(&self, candidate: &[u8]) -> Ordering {
-        let full_bytes = self.hex_len / 2;
-        match candidate[..full_bytes].cmp(&self.id.0[..full_bytes]) {
-            Ordering::Equal if self.hex_len % 2 == 1 => {
-                (candidate[full_bytes] & 0xf0).cmp(&self.id.0[full_bytes])
-            }
-            other => other,
-        }
+    /// Orders `candidate` (a raw id) against the prefix: `Equal` when the candidate starts
+    /// with it. Compares masked words, as the id is already masked.
+    pub fn cmp_candidate(&self, candidate: &[u8; HASH_LEN]) -> Ordering {
+        let (head, tail) = split(candidate);
+        let (prefix_head, prefix_tail) = split(&self.id.0);
+        let (head_mask, tail_mask) = masks(self.hex_len);
+        (head & head_mask)
+            .cmp(&prefix_head)
+            .then_with(|| (tail & tail_mask).cmp(&prefix_tail))
     }
 
     /// Whether `candidate` (a raw id) starts with this prefix.
-    pub fn matches(&self, candidate: &[u8]) -> bool {
+    pub fn matches(&self, candidate: &[u8; HASH_LEN]) -> bool {
         self.cmp_candidate(candidate) == Ordering::Equal
     }
+}
+
+/// An id as two big-endian integers, bytes 0..16 and 16..20: compared in this order they order
+/// like the bytes.
+#[inline]
+fn split(id: &[u8; HASH_LEN]) -> (u128, u32) {
+    let (head, tail) = id.split_first_chunk::<16>().expect("20 bytes hold 16");
+    let tail: [u8; 4] = *tail.first_chunk().expect("and 4 more");
+    (u128::from_be_bytes(*head), u32::from_be_bytes(tail))
+}
+
+/// Masks over [`split`]'s two words keeping the first `hex_len` (4..=40) hex digits.
+#[inline]
+fn masks(hex_len: usize) -> (u128, u32) {
+    let bits = (hex_len * 4) as u32;
+    let head = u128::MAX
+        .checked_shl(128u32.saturating_sub(bits))
+        .unwrap_or(0);
+    let tail = u32::MAX
+        .checked_shl(160u32.saturating_sub(bits))
+        .unwrap_or(0);
+    (head, tail)
 }
 
 #[cfg(test)]
@@ -190,5 +211,43 @@ mod tests {
             Prefix::from_hex("5001298"),
             Some(Prefix::new(id, 7).expect("len 7"))
         );
+    }
+
+    /// Every length from 4 to 40 digits, against the hex strings themselves: the mask keeps
+    /// exactly the prefix's digits, and the order is the order of the digits.
+    #[test]
+    fn every_prefix_length_masks_and_orders_like_hex_digits() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random_id = || {
+            let mut id = ObjectId::ZERO;
+            for byte in &mut id.0 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *byte = state as u8;
+            }
+            id
+        };
+        for _ in 0..200 {
+            let (id, candidate) = (random_id(), random_id());
+            for hex_len in MIN_PREFIX_HEX_LEN..=HEX_LEN {
+                let prefix = Prefix::new(id, hex_len).expect("valid length");
+                let digits = &id.to_hex()[..hex_len];
+                let padded = format!("{digits:0<40}");
+                assert_eq!(prefix.id().to_hex(), padded, "mask of {hex_len} digits");
+                assert!(prefix.matches(&id.0));
+                // A candidate sharing the first digits and differing after them.
+                let mut near = candidate.to_hex();
+                near.replace_range(..hex_len - 1, &digits[..hex_len - 1]);
+                for candidate_hex in [candidate.to_hex(), near] {
+                    let candidate = ObjectId::from_hex(&candidate_hex).expect("hex");
+                    assert_eq!(
+                        prefix.cmp_candidate(&candidate.0),
+                        candidate_hex[..hex_len].cmp(digits),
+                        "{candidate_hex} against prefix {digits}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -202,8 +202,8 @@ impl<'a> SortedIds<'a> {
 
     /// The raw id at `index` (panics if out of range: callers index from this table's own results).
     #[inline]
-    pub fn id_at(&self, index: usize) -> &'a [u8] {
-        &self.ids[index * HASH_LEN..(index + 1) * HASH_LEN]
+    pub fn id_at(&self, index: usize) -> &'a [u8; HASH_LEN] {
+        &self.ids.as_chunks::<HASH_LEN>().0[index]
     }
 
     /// Every id, in order: one pass over the table with no per-id bounds check.
@@ -421,7 +421,12 @@ mod tests {
                 let matches = ids[first..]
                     .iter()
                     .take(2)
-                    .filter(|other| prefix.matches(&other[..]))
+                    // Independent of `Prefix::matches`: the hex digits themselves.
+                    .filter(|other| {
+                        ObjectId(**other)
+                            .to_hex()
+                            .starts_with(&ObjectId(*id).to_hex()[..hex_len])
+                    })
                     .count();
                 let expected = match matches {
                     0 => PrefixMatch::None,

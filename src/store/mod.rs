@@ -391,10 +391,7 @@ impl Store {
     /// The one object whose id starts with `prefix`.
     pub fn resolve_prefix(&self, prefix: &Prefix) -> Result<ObjectId> {
         let set = self.snapshot.load();
-        match set.locate_prefix(prefix)? {
-            Some((oid, _)) => Ok(oid),
-            None => Err(Error::NotFound),
-        }
+        set.resolve_prefix(prefix)?.ok_or(Error::NotFound)
     }
 
     /// Reads the one object whose id starts with `prefix`; returns its id and type.

@@ -174,15 +174,27 @@ impl PackSet {
         oid: &ObjectId,
         hint: usize,
     ) -> Result<Option<(Location<'_>, Option<usize>)>> {
-        Ok(match self.search(oid, hint) {
-            None => None,
-            Some(Hit::Layer(layer, position)) => Some((layer.location(position)?, None)),
-            Some(Hit::Merged(merged, position)) => Some((merged.location(position)?, None)),
-            Some(Hit::Uncovered {
+        let Some(hit) = self.search(oid, hint) else {
+            return Ok(None);
+        };
+        let position = match hit {
+            Hit::Uncovered { position, .. } => Some(position),
+            Hit::Layer(..) | Hit::Merged(..) => None,
+        };
+        Ok(Some((self.location_of(hit)?, position)))
+    }
+
+    /// The pack and offset of a hit: for a MIDX or merged-index hit its offset table is read,
+    /// for an uncovered pack its `.idx`.
+    fn location_of<'a>(&'a self, hit: Hit<'a>) -> Result<Location<'a>> {
+        match hit {
+            Hit::Layer(layer, position) => layer.location(position),
+            Hit::Merged(merged, position) => merged.location(position),
+            Hit::Uncovered {
                 position,
                 index,
                 index_position,
-            }) => {
+            } => {
                 let pack = &self.uncovered[position];
                 let offset = index
                     .offset_at(index_position)
@@ -190,9 +202,9 @@ impl PackSet {
                         path: pack.idx_path().to_owned(),
                         source,
                     })?;
-                Some((Location { pack, offset }, Some(position)))
+                Ok(Location { pack, offset })
             }
-        })
+        }
     }
 
     /// Whether `oid` is in the snapshot, without touching pack data: `Some(usize::MAX)` when a
@@ -217,19 +229,16 @@ impl PackSet {
     }
 
     /// Resolves a prefix across the whole snapshot: `Ok(None)` if nothing matches, the single
-    /// matching id with one location, or [`Error::Ambiguous`] when two distinct ids match. The
-    /// same object in several packs is one match.
-    pub fn locate_prefix<'a>(
-        &'a self,
-        prefix: &Prefix,
-    ) -> Result<Option<(ObjectId, Location<'a>)>> {
-        let mut found: Option<(ObjectId, Location<'a>)> = None;
-        let mut accept = |oid: ObjectId, location: Location<'a>| -> Result<()> {
+    /// matching id and where it was found, or [`Error::Ambiguous`] when two distinct ids match
+    /// (one id in several places is one object).
+    fn search_prefix<'a>(&'a self, prefix: &Prefix) -> Result<Option<(ObjectId, Hit<'a>)>> {
+        let mut found: Option<(ObjectId, Hit<'a>)> = None;
+        let mut accept = |oid: ObjectId, hit: Hit<'a>| -> Result<()> {
             match &found {
                 Some((existing, _)) if *existing != oid => Err(ambiguous(prefix)),
                 Some(_) => Ok(()),
                 None => {
-                    found = Some((oid, location));
+                    found = Some((oid, hit));
                     Ok(())
                 }
             }
@@ -239,7 +248,7 @@ impl PackSet {
                 PrefixMatch::None => {}
                 PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
                 PrefixMatch::One(index) => {
-                    accept(layer.file.oid_at(index), layer.location(index)?)?;
+                    accept(layer.file.oid_at(index), Hit::Layer(layer, index))?;
                 }
             }
         }
@@ -248,25 +257,40 @@ impl PackSet {
                 PrefixMatch::None => {}
                 PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
                 PrefixMatch::One(position) => {
-                    accept(merged.oid_at(position), merged.location(position)?)?;
+                    accept(merged.oid_at(position), Hit::Merged(merged, position))?;
                 }
             }
         }
-        for pack in &self.uncovered {
+        for (position, pack) in self.uncovered.iter().enumerate() {
             let Ok(index) = pack.index() else { continue };
             match index.find_prefix(prefix) {
                 PrefixMatch::None => {}
                 PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
-                PrefixMatch::One(position) => {
-                    let offset = index.offset_at(position).map_err(|source| Error::Index {
-                        path: pack.idx_path().to_owned(),
-                        source,
-                    })?;
-                    accept(index.oid_at(position), Location { pack, offset })?;
+                PrefixMatch::One(index_position) => {
+                    let hit = Hit::Uncovered {
+                        position,
+                        index,
+                        index_position,
+                    };
+                    accept(index.oid_at(index_position), hit)?;
                 }
             }
         }
         Ok(found)
+    }
+
+    /// The one id that starts with `prefix` (`Ok(None)` if none does, [`Error::Ambiguous`] if
+    /// several do), without reading where it lives: `exists_prefix` needs only the id.
+    pub fn resolve_prefix(&self, prefix: &Prefix) -> Result<Option<ObjectId>> {
+        Ok(self.search_prefix(prefix)?.map(|(oid, _)| oid))
+    }
+
+    /// The one id that starts with `prefix` and where it lives (see [`PackSet::resolve_prefix`]).
+    pub fn locate_prefix(&self, prefix: &Prefix) -> Result<Option<(ObjectId, Location<'_>)>> {
+        match self.search_prefix(prefix)? {
+            None => Ok(None),
+            Some((oid, hit)) => Ok(Some((oid, self.location_of(hit)?))),
+        }
     }
 
     /// Every pack of the snapshot (covered or not).
