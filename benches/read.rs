@@ -11,8 +11,8 @@
 //! answers on their stdout: `measure <op> <threads>` → `<ops/s> <check>`, `digest <op>` →
 //! `<hex digest> <ids>`, `rss` → `<peak RSS in KiB>`. For every (op, threads) it asks libgit2's
 //! child, then odbpack's, in rounds (3 by default), so a slow spell of this shared machine lands
-//! on both; the table shows each backend's median and the ratio of the medians, with the range of
-//! the rounds' own ratios. Children write to the parent's stderr, so a failed read (which panics
+//! on both; the table shows each backend's median, and the median and range of the rounds' own
+//! ratios (each compares two measurements taken back to back). Children write to the parent's stderr, so a failed read (which panics
 //! on purpose) is shown there, and the parent then panics.
 //!
 //! Each measurement opens fresh odbs, warms them up with the same operation for as long as it
@@ -462,14 +462,16 @@ fn median(samples: &[f64]) -> f64 {
     }
 }
 
-/// The ratio of the medians, and with more than one round the range of the rounds' ratios
-/// (round `i` of one backend against round `i` of the other, measured back to back).
+/// The median of the rounds' ratios (round `i` of one backend against round `i` of the other,
+/// measured back to back), and with more than one round their range. The median of ratios,
+/// not the ratio of medians: a slow spell of the machine that spans a round lowers both of its
+/// measurements, and its ratio stays comparable with the others.
 fn ratio_cell(ours: &[f64], theirs: &[f64]) -> String {
-    let ratio = median(ours) / median(theirs);
-    if ours.len() < 2 {
+    let per_round: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| o / t).collect();
+    let ratio = median(&per_round);
+    if per_round.len() < 2 {
         return format!("{ratio:.2}x");
     }
-    let per_round: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| o / t).collect();
     let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
     let high = per_round.iter().copied().fold(0.0, f64::max);
     format!("{ratio:.2}x ({low:.2}–{high:.2})")
