@@ -12,8 +12,8 @@
 //! `<hex digest> <ids>`, `rss` → `<peak RSS in KiB>`. For every (op, threads) it asks libgit2's
 //! child, then odbpack's, in rounds (3 by default), so a slow spell of this shared machine lands
 //! on both; the table shows each backend's median, and the median and range of the rounds' own
-//! ratios (each compares two measurements taken back to back). Children write to the parent's stderr, so a failed read (which panics
-//! on purpose) is shown there, and the parent then panics.
+//! ratios (each compares two measurements taken back to back). Children write to the parent's
+//! stderr, so a failed read (which panics on purpose) is shown there, and the parent then panics.
 //!
 //! Each measurement opens fresh odbs, warms them up with the same operation for as long as it
 //! then measures, and asks for ids from a list of its own, shuffled per thread and walked in
@@ -25,8 +25,8 @@
 //!
 //! Checks: before timing a corpus, both backends must return the same results on every 37th id —
 //! read (type and bytes), read_header (type and size), exists on present and on absent ids,
-//! exists_prefix with 12 hex digits (the id found), read_prefix with 12 and with 40 hex digits. Each child hashes its results in sample order and
-//! the parent compares the digests. The full passes (`read every object`) must read every byte.
+//! exists_prefix with 12 hex digits (the id found), read_prefix with 12 and with 40 hex digits.
+//! Each child hashes its results in sample order and the parent compares the digests. The full passes (`read every object`) must read every byte.
 //!
 //! Corpus: 5000 commits over 2000 files of 8–24 KiB (210k objects, 1.8 GB inflated, deltas up
 //! to 50 deep), packed by `git pack-objects` once per 100 commits as a repository that fetched
@@ -1001,7 +1001,7 @@ fn main() {
                 .collect();
             check_same_results(&mut children);
             println!(
-                "\n| op | threads | libgit2 | odbpack | odbpack / libgit2 (range over {rounds} rounds) |"
+                "\n| op | threads | libgit2 | odbpack | odbpack / libgit2 (median and range of {rounds} rounds) |"
             );
             println!("|---|---|---|---|---|");
             let ops: &[Op] = if strict {
