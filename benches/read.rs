@@ -26,7 +26,8 @@
 //! Checks: before timing a corpus, both backends must return the same results on every 37th id —
 //! read (type and bytes), read_header (type and size), exists on present and on absent ids,
 //! exists_prefix with 12 hex digits (the id found), read_prefix with 12 and with 40 hex digits.
-//! Each child hashes its results in sample order and the parent compares the digests. The full passes (`read every object`) must read every byte.
+//! Each child hashes its results in sample order and the parent compares the digests. The full
+//! passes (`read every object`) must read every byte.
 //!
 //! Corpus: 5000 commits over 2000 files of 8–24 KiB (210k objects, 1.8 GB inflated, deltas up
 //! to 50 deep), packed by `git pack-objects` once per 100 commits as a repository that fetched
@@ -35,9 +36,9 @@
 //!
 //! `cargo bench --bench read`. Environment: `ODBPACK_BENCH_COMMITS` (default 5000, 42 objects a
 //! commit), `ODBPACK_BENCH_MS` per measurement (default 400), `ODBPACK_BENCH_ROUNDS` (default
-//! 3), `ODBPACK_BENCH_CACHE_MB` (odbpack's
-//! delta-base cache budget, MiB), `ODBPACK_BENCH_ODB_CACHE=off` (turns off libgit2's object
-//! cache, `GIT_OPT_ENABLE_CACHING`, in front of both backends), and comma-separated filters
+//! 3), `ODBPACK_BENCH_CACHE_MB` (odbpack's delta-base cache budget, MiB),
+//! `ODBPACK_BENCH_ODB_CACHE=off` (turns off libgit2's object cache, `GIT_OPT_ENABLE_CACHING`, in
+//! front of both backends), and comma-separated filters
 //! `ODBPACK_BENCH_OPS`, `_CORPORA`, `_BACKENDS` (libgit2, odbpack), `_THREADS` (1, 2), `_STRICT`
 //! (off, on) — e.g. to profile one operation under callgrind (the children inherit the
 //! environment).
@@ -1001,7 +1002,8 @@ fn main() {
                 .collect();
             check_same_results(&mut children);
             println!(
-                "\n| op | threads | libgit2 | odbpack | odbpack / libgit2 (median and range of {rounds} rounds) |"
+                "\n| op | threads | libgit2 | odbpack | odbpack / libgit2 (median and range of \
+                 {rounds} rounds) |"
             );
             println!("|---|---|---|---|---|");
             let ops: &[Op] = if strict {
