@@ -142,9 +142,10 @@ impl PackSet {
             return Some(Hit::Merged(merged, position));
         }
         let mut every_index_searched = true;
-        let count = self.uncovered.len();
-        for step in 0..count {
-            let position = (hint + step) % count;
+        // The packs from `hint` to the end, then from the start to `hint`: no division per step.
+        let start = if hint < self.uncovered.len() { hint } else { 0 };
+        let (from_start, before_start) = (start..self.uncovered.len(), 0..start);
+        for position in from_start.chain(before_start) {
             match self.uncovered[position].index() {
                 Ok(index) => {
                     if let Some(index_position) = index.find(oid) {
