@@ -386,8 +386,10 @@ fn measure(
                     let mut next = schedule.iter().cycle();
                     let (mut count, mut check) = (0usize, 0u64);
                     let n = ids.full.len();
-                    // Warm up first (same odb, same op): steady state, not cache filling, is
-                    // what a long-running host sees; the full passes warm themselves.
+                    // Warm up first (same odb, same op): past the cold start (maps, index
+                    // tables, first lookups). The delta-base caches of both backends are still
+                    // filling when the timing starts (the odbs are fresh); the full passes warm
+                    // themselves.
                     let warm_up = !matches!(op, Op::Foreach | Op::ReadAll);
                     let mut start = Instant::now();
                     let mut warming = warm_up;
