@@ -387,8 +387,8 @@ fn measure(
                     let (mut count, mut check) = (0usize, 0u64);
                     let n = ids.full.len();
                     // Warm up first (same odb, same op): past the cold start (maps, index
-                    // tables, first lookups). The delta-base caches of both backends are still
-                    // filling when the timing starts (the odbs are fresh); the full passes warm
+                    // tables, first lookups). The delta-base caches start empty with the fresh
+                    // odbs and fill as far as the warm-up takes them; the full passes warm
                     // themselves.
                     let warm_up = !matches!(op, Op::Foreach | Op::ReadAll);
                     let mut start = Instant::now();
