@@ -9,7 +9,6 @@
 //! A table that serves many lookups also gets a finer fanout, built in memory ([`Fanout`]): a
 //! lookup then bisects a handful of ids instead of a whole first-byte bucket.
 
-use std::cmp::Ordering;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
@@ -69,6 +68,21 @@ fn leading_u64(id: &[u8]) -> u64 {
     u64::from_be_bytes(leading)
 }
 
+/// The last twelve bytes of an id as big-endian integers (ordered like the bytes): two loads
+/// and compares where a slice compare calls `memcmp`.
+#[inline]
+fn trailing(id: &[u8; HASH_LEN]) -> (u64, u32) {
+    let (middle, last) = id[8..].split_at(8);
+    let mut middle_bytes = [0u8; 8];
+    middle_bytes.copy_from_slice(middle);
+    let mut last_bytes = [0u8; 4];
+    last_bytes.copy_from_slice(last);
+    (
+        u64::from_be_bytes(middle_bytes),
+        u32::from_be_bytes(last_bytes),
+    )
+}
+
 /// Tables with fewer ids never get a fine fanout: their first-byte buckets hold a few dozen ids
 /// at most, and the whole table stays in the CPU cache.
 const FINE_MIN_IDS: usize = 1 << 14;
@@ -103,7 +117,8 @@ impl Fanout {
     /// sorted): for tables built in memory to serve lookups, like the merged index.
     pub fn with_fine(counts: [u32; 256], ids: &[u8]) -> Fanout {
         let fanout = Fanout::new(counts);
-        if ids.len() / HASH_LEN >= FINE_MIN_IDS {
+        let ids = ids.as_chunks::<HASH_LEN>().0;
+        if ids.len() >= FINE_MIN_IDS {
             let _ = fanout.fine.set(FineFanout::build(ids));
         }
         fanout
@@ -111,11 +126,11 @@ impl Fanout {
 
     /// The fine fanout over `ids`, once this table has earned one.
     #[inline]
-    fn fine(&self, ids: &[u8]) -> Option<&FineFanout> {
+    fn fine(&self, ids: &[[u8; HASH_LEN]]) -> Option<&FineFanout> {
         if let Some(fine) = self.fine.get() {
             return fine.as_ref();
         }
-        let len = ids.len() / HASH_LEN;
+        let len = ids.len();
         if len < FINE_MIN_IDS
             || self.lookups.fetch_add(1, AtomicOrdering::Relaxed) < len / FINE_LOOKUPS_DIVISOR
         {
@@ -142,8 +157,7 @@ impl FineFanout {
     /// Builds the table over sorted `ids` (`None` if it cannot be allocated). Ids out of order
     /// (a corrupt file) give wrong answers, as the bisection would, but never an out-of-range
     /// position: entries only grow and are capped by the id count.
-    fn build(ids: &[u8]) -> Option<FineFanout> {
-        let ids = ids.as_chunks::<HASH_LEN>().0;
+    fn build(ids: &[[u8; HASH_LEN]]) -> Option<FineFanout> {
         let len = u32::try_from(ids.len()).ok()?;
         // One or two ids a bucket: ceil(log2(len)) - 1 bits, at most 2^24 buckets (64 MiB).
         let bits = (u32::BITS - len.saturating_sub(1).leading_zeros())
@@ -180,19 +194,23 @@ impl FineFanout {
 #[derive(Clone, Copy, Debug)]
 pub struct SortedIds<'a> {
     fanout: &'a Fanout,
-    ids: &'a [u8],
+    /// Split into ids once, here: positions and the length then need no division by 20.
+    ids: &'a [[u8; HASH_LEN]],
 }
 
 impl<'a> SortedIds<'a> {
     /// Pairs `fanout` with `ids`; `ids.len()` must be `counts[255] * 20` (callers check at open).
     pub fn new(fanout: &'a Fanout, ids: &'a [u8]) -> SortedIds<'a> {
         debug_assert_eq!(ids.len(), fanout.counts[255] as usize * HASH_LEN);
-        SortedIds { fanout, ids }
+        SortedIds {
+            fanout,
+            ids: ids.as_chunks::<HASH_LEN>().0,
+        }
     }
 
     /// Number of ids.
     pub fn len(&self) -> usize {
-        self.ids.len() / HASH_LEN
+        self.ids.len()
     }
 
     /// Whether there are no ids.
@@ -203,12 +221,12 @@ impl<'a> SortedIds<'a> {
     /// The raw id at `index` (panics if out of range: callers index from this table's own results).
     #[inline]
     pub fn id_at(&self, index: usize) -> &'a [u8; HASH_LEN] {
-        &self.ids.as_chunks::<HASH_LEN>().0[index]
+        &self.ids[index]
     }
 
     /// Every id, in order: one pass over the table with no per-id bounds check.
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8; HASH_LEN]> + use<'a> {
-        self.ids.as_chunks::<HASH_LEN>().0.iter()
+        self.ids.iter()
     }
 
     /// Range of positions whose ids start with `first_byte`, clamped to the table.
@@ -239,18 +257,13 @@ impl<'a> SortedIds<'a> {
         }
     }
 
-    /// Orders the id at `index` against `oid` (`target` = its leading eight bytes): one integer
-    /// compare decides almost every probe; the 20-byte compare runs only on near-equal ids.
-    #[inline]
-    fn cmp_at(&self, index: usize, oid: &ObjectId, target: u64) -> Ordering {
-        let id = self.id_at(index);
-        match leading_u64(id).cmp(&target) {
-            Ordering::Equal => id[8..].cmp(&oid.0[8..]),
-            decided => decided,
-        }
-    }
-
-    /// Position of `oid`, if present: fanout bucket (the fine one if built), then binary search.
+    /// Position of `oid`, if present: fanout bucket (the fine one if built), then a scan of
+    /// the few ids a fine bucket holds, or a binary search of a bigger bucket. Ids compare as
+    /// three integers (eight, eight and four bytes): the first decides almost every probe.
+    ///
+    /// The scan: a fine bucket holds one or two ids on average, and testing each for equality
+    /// takes fewer instructions than bisecting them (callgrind, `git_odb_exists` on the read
+    /// bench's MIDX corpus: 561 instructions a call with bisection, 527 with the scan).
     ///
     /// Plain bisection, not interpolation: the first probes of every search in a bucket land on
     /// the same few entries, which stay in the CPU cache, while interpolated guesses land
@@ -260,16 +273,23 @@ impl<'a> SortedIds<'a> {
     #[inline]
     pub fn find(&self, oid: &ObjectId) -> Option<usize> {
         let target = leading_u64(&oid.0);
-        let (mut lo, mut hi) = self.candidates(target);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.cmp_at(mid, oid, target) {
-                Ordering::Less => lo = mid + 1,
-                Ordering::Greater => hi = mid,
-                Ordering::Equal => return Some(mid),
-            }
+        let (lo, hi) = self.candidates(target);
+        let wanted = trailing(&oid.0);
+        let candidates = self.ids.get(lo..hi)?;
+        if candidates.len() <= 4 {
+            return candidates
+                .iter()
+                .position(|id| leading_u64(id) == target && trailing(id) == wanted)
+                .map(|position| lo + position);
         }
-        None
+        candidates
+            .binary_search_by(|id| {
+                leading_u64(id)
+                    .cmp(&target)
+                    .then_with(|| trailing(id).cmp(&wanted))
+            })
+            .ok()
+            .map(|position| lo + position)
     }
 
     /// First position whose id is `>= prefix.id()`, and the end of the prefix's first-byte
@@ -279,17 +299,13 @@ impl<'a> SortedIds<'a> {
     fn lower_bound(&self, prefix: &Prefix) -> (usize, usize) {
         let start = prefix.id();
         let target = leading_u64(&start.0);
+        let wanted = trailing(&start.0);
         let (_, bucket_hi) = self.bucket(start.0[0]);
-        let (mut lo, mut hi) = self.candidates(target);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.cmp_at(mid, start, target) == Ordering::Less {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        (lo, bucket_hi)
+        let (lo, hi) = self.candidates(target);
+        let below = self.ids.get(lo..hi).map_or(0, |candidates| {
+            candidates.partition_point(|id| (leading_u64(id), trailing(id)) < (target, wanted))
+        });
+        (lo + below, bucket_hi)
     }
 
     /// Looks a prefix up: none, exactly one position, or ambiguous (ids here are unique, so two
