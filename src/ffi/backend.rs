@@ -162,7 +162,7 @@ impl odbpack_options {
             error_set_str: self.error_set_str,
             odb_reader,
         }
-        .or(HostApi::discovered())
+        .or(*HostApi::discovered())
     }
 
     fn writepack_options(&self) -> crate::writepack::Options {
@@ -215,8 +215,12 @@ pub(crate) unsafe fn backend_ref<'a>(backend: *mut git_odb_backend) -> Option<&'
     unsafe { backend.cast::<Backend>().as_ref() }
 }
 
-fn host_of(backend: Option<&Backend>) -> HostApi {
-    backend.map_or_else(HostApi::discovered, |backend| backend.host)
+/// The backend's host functions, borrowed: every slot call starts here.
+fn host_of(backend: Option<&Backend>) -> &HostApi {
+    match backend {
+        Some(backend) => &backend.host,
+        None => HostApi::discovered(),
+    }
 }
 
 /// Reads a `git_oid` argument.
@@ -353,8 +357,8 @@ fn slot(
     body: impl FnOnce(&Backend, &HostApi) -> Result<c_int>,
 ) -> c_int {
     let host = host_of(backend);
-    call(name, &host, || match backend {
-        Some(backend) => body(backend, &host),
+    call(name, host, || match backend {
+        Some(backend) => body(backend, host),
         None => Err(Error::InvalidArgument("NULL backend".into())),
     })
 }
@@ -442,7 +446,7 @@ unsafe extern "C" fn slot_exists(backend_p: *mut git_odb_backend, oid: *const gi
     let backend = unsafe { backend_ref(backend_p) };
     let host = host_of(backend);
     // libgit2 counts any non-zero as "exists", so errors must become 0, never -1.
-    guard("exists", &host, 0, || {
+    guard("exists", host, 0, || {
         let Some(backend) = backend else { return 0 };
         // SAFETY: libgit2 passes a valid id.
         let Ok(oid) = (unsafe { oid_arg(oid) }) else {
@@ -541,7 +545,7 @@ unsafe extern "C" fn slot_freshen(backend_p: *mut git_odb_backend, oid: *const g
 
 unsafe extern "C" fn slot_free(backend_p: *mut git_odb_backend) {
     let host = HostApi::discovered();
-    guard("free", &host, (), || {
+    guard("free", host, (), || {
         if !backend_p.is_null() {
             // SAFETY: the pointer came from `Box::into_raw` in `new_backend` and libgit2 calls
             // `free` exactly once.
@@ -649,7 +653,7 @@ pub unsafe extern "C" fn odbpack_backend_new_ext(
     let options = unsafe { read_options(options) };
     let host = options
         .as_ref()
-        .map_or_else(|_| HostApi::discovered(), odbpack_options::host);
+        .map_or_else(|_| *HostApi::discovered(), odbpack_options::host);
     call("odbpack_backend_new", &host, || {
         check_out(out, "out pointer")?;
         let backend = new_backend(objects_dir, &options?)?;
@@ -671,7 +675,7 @@ pub unsafe extern "C" fn odbpack_options_init(
     version: c_uint,
 ) -> c_int {
     let host = HostApi::discovered();
-    call("odbpack_options_init", &host, || {
+    call("odbpack_options_init", host, || {
         check_out(options, "options")?;
         let len = options_len(version)?;
         let defaults = odbpack_options {

@@ -59,9 +59,9 @@ pub struct HostApi {
 
 impl HostApi {
     /// The functions found in the process (resolved once).
-    pub fn discovered() -> HostApi {
+    pub fn discovered() -> &'static HostApi {
         static DISCOVERED: OnceLock<HostApi> = OnceLock::new();
-        *DISCOVERED.get_or_init(discover)
+        DISCOVERED.get_or_init(discover)
     }
 
     /// Fills what `self` lacks from `other`, keeping the allocator pair together.

@@ -96,7 +96,7 @@ pub unsafe extern "C" fn odbpack_midx_write_options_init(
     version: c_uint,
 ) -> c_int {
     let host = HostApi::discovered();
-    call("odbpack_midx_write_options_init", &host, || {
+    call("odbpack_midx_write_options_init", host, || {
         if options.is_null() {
             return Err(Error::InvalidArgument("NULL options".into()));
         }
@@ -133,7 +133,7 @@ pub unsafe extern "C" fn odbpack_midx_write(
     options: *const odbpack_midx_write_options,
 ) -> c_int {
     let host = HostApi::discovered();
-    call("odbpack_midx_write", &host, || {
+    call("odbpack_midx_write", host, || {
         // SAFETY: caller contract: NULL or a NUL-terminated path.
         let dir = unsafe { path_arg(objects_dir, "objects directory") }?;
         // SAFETY: caller contract: NULL or an initialised struct.
@@ -188,7 +188,7 @@ pub unsafe extern "C" fn odbpack_midx_verify(
     payload: *mut c_void,
 ) -> c_int {
     let host = HostApi::discovered();
-    call("odbpack_midx_verify", &host, || {
+    call("odbpack_midx_verify", host, || {
         // SAFETY: caller contract: NULL or a NUL-terminated path.
         let dir = unsafe { path_arg(objects_dir, "objects directory") }?;
         let problems = midx::verify_dir(dir)?;
@@ -222,7 +222,7 @@ pub unsafe extern "C" fn odbpack_midx_expire(
     expired: *mut usize,
 ) -> c_int {
     let host = HostApi::discovered();
-    call("odbpack_midx_expire", &host, || {
+    call("odbpack_midx_expire", host, || {
         // SAFETY: caller contract: NULL or a NUL-terminated path.
         let dir = unsafe { path_arg(objects_dir, "objects directory") }?;
         // SAFETY: caller contract: NULL or an initialised struct.

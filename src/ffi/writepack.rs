@@ -57,7 +57,7 @@ fn writepack_call(
 ) -> c_int {
     let host = writepack
         .as_ref()
-        .map_or_else(HostApi::discovered, |w| w.host);
+        .map_or_else(|| *HostApi::discovered(), |w| w.host);
     call(name, &host, || match writepack {
         Some(writepack) => body(writepack),
         None => Err(Error::InvalidArgument("NULL writepack".into())),
@@ -177,7 +177,7 @@ unsafe extern "C" fn wp_commit(
 
 unsafe extern "C" fn wp_free(writepack_p: *mut git_odb_writepack) {
     let host = HostApi::discovered();
-    guard("writepack free", &host, (), || {
+    guard("writepack free", host, (), || {
         if !writepack_p.is_null() {
             // SAFETY: made by `Box::into_raw` in `slot_writepack`; libgit2 frees it once.
             // Dropping an uncommitted indexer removes its temporary files.
@@ -199,7 +199,7 @@ pub(crate) unsafe extern "C" fn slot_writepack(
 ) -> c_int {
     // SAFETY: libgit2 passes the backend we created.
     let backend = unsafe { backend_ref(backend_p) };
-    let host = backend.map_or_else(HostApi::discovered, |backend| *backend.host());
+    let host = backend.map_or_else(|| *HostApi::discovered(), |backend| *backend.host());
     call("writepack", &host, || {
         let backend = backend.ok_or_else(|| Error::InvalidArgument("NULL backend".into()))?;
         if out.is_null() {

@@ -360,9 +360,10 @@ impl Store {
         oid: &ObjectId,
         hint: &AtomicUsize,
     ) -> Result<Location<'a>> {
-        let (location, position) = set
-            .locate(oid, hint.load(Ordering::Relaxed))?
-            .ok_or(Error::NotFound)?;
+        // `let else`, not `ok_or`: that builds (and drops) the error on every hit.
+        let Some((location, position)) = set.locate(oid, hint.load(Ordering::Relaxed))? else {
+            return Err(Error::NotFound);
+        };
         if let Some(position) = position {
             hint.store(position, Ordering::Relaxed);
         }
@@ -391,7 +392,10 @@ impl Store {
     /// The one object whose id starts with `prefix`.
     pub fn resolve_prefix(&self, prefix: &Prefix) -> Result<ObjectId> {
         let set = self.snapshot.load();
-        set.resolve_prefix(prefix)?.ok_or(Error::NotFound)
+        match set.resolve_prefix(prefix)? {
+            Some(oid) => Ok(oid),
+            None => Err(Error::NotFound),
+        }
     }
 
     /// Reads the one object whose id starts with `prefix`; returns its id and type.
@@ -408,7 +412,9 @@ impl Store {
             return self.read(&oid, hint, sink).map(|kind| (oid, kind));
         }
         let set = self.snapshot.load();
-        let (oid, location) = set.locate_prefix(prefix)?.ok_or(Error::NotFound)?;
+        let Some((oid, location)) = set.locate_prefix(prefix)? else {
+            return Err(Error::NotFound);
+        };
         let kind = self.decode(&set, &location, sink)?;
         Ok((oid, kind))
     }

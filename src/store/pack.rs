@@ -166,10 +166,17 @@ impl Pack {
     }
 
     /// The index, mapped and validated on first use.
+    #[inline]
     pub fn index(&self) -> Result<&IndexMap> {
-        if let Some(index) = self.index.get() {
-            return Ok(index);
+        match self.index.get() {
+            Some(index) => Ok(index),
+            None => self.open_index(),
         }
+    }
+
+    /// [`Pack::index`]'s first use: kept out of line, so every lookup after it inlines to a load.
+    #[cold]
+    fn open_index(&self) -> Result<&IndexMap> {
         let mut state = self.open_lock.lock();
         if let Some(index) = self.index.get() {
             return Ok(index);

@@ -159,7 +159,11 @@ impl PackSet {
                 // A pack whose index is unusable holds nothing we can serve (libgit2 does the
                 // same); its objects may still be found in another pack. Not a clean miss: a
                 // failure to map it (no memory, no descriptor) may pass by the next lookup.
-                Err(_) => every_index_searched = false,
+                // The error is moved here, not matched as `_`: then a hit drops nothing.
+                Err(error) => {
+                    drop(error);
+                    every_index_searched = false;
+                }
             }
         }
         if every_index_searched {
