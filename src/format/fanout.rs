@@ -7,7 +7,7 @@
 //! so lookups need no further checks beyond slice bounds.
 //!
 //! A table that serves many lookups also gets a finer fanout, built in memory ([`Fanout`]): a
-//! lookup then bisects a handful of ids instead of a whole first-byte bucket.
+//! lookup then compares a handful of ids instead of bisecting a whole first-byte bucket.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
@@ -69,7 +69,10 @@ fn leading_u64(id: &[u8]) -> u64 {
 }
 
 /// The last twelve bytes of an id as big-endian integers (ordered like the bytes): two loads
-/// and compares where a slice compare calls `memcmp`.
+/// and compares where a slice compare calls `memcmp`. Lookups compare ids as `leading_u64`
+/// then these, not as `oid::split`'s `u128` and `u32`: the first eight bytes decide almost
+/// every comparison, and a `u128` compare loads and subtracts both halves every time
+/// (callgrind: 8 to 18 more instructions a lookup).
 #[inline]
 fn trailing(id: &[u8; HASH_LEN]) -> (u64, u32) {
     let (middle, last) = id[8..].split_at(8);
