@@ -264,8 +264,8 @@ impl<'a> SortedIds<'a> {
     /// three integers (eight, eight and four bytes): the first decides almost every probe.
     ///
     /// The scan: a fine bucket holds one or two ids on average, and testing each for equality
-    /// takes fewer instructions than bisecting them (callgrind, `git_odb_exists` on the read
-    /// bench's MIDX corpus: 561 instructions a call with bisection, 527 with the scan).
+    /// takes fewer instructions than bisecting them (counted with callgrind on `git_odb_exists`,
+    /// the read bench's MIDX corpus).
     ///
     /// Plain bisection, not interpolation: the first probes of every search in a bucket land on
     /// the same few entries, which stay in the CPU cache, while interpolated guesses land
