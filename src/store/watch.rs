@@ -12,7 +12,8 @@
 //!   forces a rescan.
 //!
 //! Events are never read: a snapshot whose watch reports anything is replaced by a rescan that
-//! starts a new watch, and the old one is closed with the old snapshot. So a child process
+//! starts a new watch, and the old one is closed when the old snapshot goes (on a thread of its
+//! own: closing an inotify instance blocks for milliseconds). So a child process
 //! that inherits the descriptors across `fork` never consumes the parent's events, and a
 //! thread that checks the old snapshot while another rescans still sees them pending, waits
 //! for the rescan and finds the new snapshot.
@@ -222,6 +223,7 @@ mod events {
     use std::os::fd::OwnedFd;
     use std::path::Path;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{OnceLock, mpsc};
 
     use rustix::event::Timespec;
     use rustix::event::epoll;
@@ -260,9 +262,54 @@ mod events {
     /// An inotify instance in an epoll set of its own.
     #[derive(Debug)]
     pub struct ChangeEvents {
+        /// `None` only once dropped: [`Drop`] hands the descriptors to [`close_elsewhere`].
+        descriptors: Option<Descriptors>,
+    }
+
+    /// What a [`ChangeEvents`] holds, closed together.
+    #[derive(Debug)]
+    struct Descriptors {
         epoll: OwnedFd,
         _inotify: OwnedFd,
+        /// Given back after the instance is closed, so at most [`MAX_LIVE`] exist at once.
         _slot: LiveSlot,
+    }
+
+    impl Drop for ChangeEvents {
+        fn drop(&mut self) {
+            if let Some(descriptors) = self.descriptors.take() {
+                close_elsewhere(descriptors);
+            }
+        }
+    }
+
+    /// Closes `descriptors` on a thread of its own, started on first use.
+    ///
+    /// Closing an inotify instance waits for the kernel's fsnotify grace period
+    /// (`synchronize_srcu`: milliseconds, not microseconds), in whichever thread drops the last
+    /// snapshot that holds it. That is the thread whose `refresh` noticed a new pack (libgit2 refreshes
+    /// inside a read that missed) or the one freeing the odb; neither should wait for a
+    /// descriptor it no longer needs. In a forked child (no such thread there) or when no
+    /// thread can be started, the caller closes them itself.
+    fn close_elsewhere(descriptors: Descriptors) {
+        type Closer = (u32, mpsc::Sender<Descriptors>);
+        static CLOSER: OnceLock<Option<Closer>> = OnceLock::new();
+        let closer = CLOSER.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel::<Descriptors>();
+            std::thread::Builder::new()
+                .name("odbpack-close".into())
+                .spawn(move || receiver.into_iter().for_each(drop))
+                .ok()
+                .map(|_| (std::process::id(), sender))
+        });
+        match closer {
+            Some((pid, sender)) if *pid == std::process::id() => {
+                if let Err(mpsc::SendError(descriptors)) = sender.send(descriptors) {
+                    drop(descriptors);
+                }
+            }
+            _ => drop(descriptors),
+        }
     }
 
     /// One of the [`MAX_LIVE`] places, given back on drop.
@@ -330,9 +377,11 @@ mod events {
             )
             .ok()?;
             Some(ChangeEvents {
-                epoll,
-                _inotify: instance,
-                _slot: slot,
+                descriptors: Some(Descriptors {
+                    epoll,
+                    _inotify: instance,
+                    _slot: slot,
+                }),
             })
         }
 
@@ -340,6 +389,9 @@ mod events {
         /// events stay queued for every thread (and every forked process) that polls this
         /// instance. A failed poll counts as a change: a rescan is always correct.
         pub fn pending(&self) -> bool {
+            let Some(descriptors) = &self.descriptors else {
+                return true;
+            };
             let mut ready = [epoll::Event {
                 flags: epoll::EventFlags::empty(),
                 data: epoll::EventData::new_u64(0),
@@ -348,7 +400,10 @@ mod events {
                 tv_sec: 0,
                 tv_nsec: 0,
             };
-            !matches!(epoll::wait(&self.epoll, &mut ready[..], Some(&now)), Ok(0))
+            !matches!(
+                epoll::wait(&descriptors.epoll, &mut ready[..], Some(&now)),
+                Ok(0)
+            )
         }
     }
 }
