@@ -9,18 +9,19 @@
 //! last tie by `readdir()` order; the store passes packs sorted by name, which makes ties
 //! deterministic (and equal to git's whenever mtimes differ or the directory order agrees).
 //!
-//! **Memory.** OIDL is produced by merging the packs' sorted id lists one fanout bucket (first
-//! id byte) at a time, as git does: a bucket's entries from every pack are gathered and sorted,
-//! so at most about 1/256 of the entries is held at once. The merge is simply re-run for every
-//! chunk that needs it (OIDL, OOFF, LOFF), so nothing proportional to the object count is kept
-//! for those. Only RIDX needs a sort of the selected objects by offset; it keeps two `u32` per
-//! selected object.
+//! **Memory.** OIDL is produced by [`super::merge`], which merges the packs' sorted id lists one
+//! fanout bucket (first id byte) at a time, as git does, so at most about 1/256 of the entries is
+//! held at once. The first pass keeps its selection (8 bytes an object) up to
+//! `SELECTION_CACHE_ENTRIES`; past that the merge is re-run for every chunk that needs it
+//! (OIDL, OOFF, LOFF), so nothing proportional to the object count is kept for those. Only RIDX
+//! needs a sort of the selected objects by offset; it keeps two `u32` per selected object.
 
 use std::cmp::Reverse;
 use std::fmt;
 use std::io::{self, Write};
 
 use super::chunk;
+use super::merge::{Merge, Selected, Unsorted};
 use super::midx::{
     BTMP, HASH_VERSION_SHA1, HEADER_LEN, LARGE_OFFSET_FLAG, LOFF, OIDF, OIDL, OOFF, PNAM,
     PackEntries, RIDX, SIGNATURE, idx_name_of,
@@ -377,9 +378,12 @@ impl Stats {
             final_id,
             selection: cache_selection(total).then(Vec::new),
         };
-        let mut merge = Merge::new(packs, preferred);
+        let mut merge = merge_of(packs, preferred);
         let mut next_report = 4096;
-        while let Some(sel) = merge.next_selected()? {
+        while let Some(sel) = merge
+            .next_selected()
+            .map_err(|unsorted| unsorted_error(packs, unsorted))?
+        {
             stats.num_objects = stats.num_objects.checked_add(1).ok_or(Error::TooLarge)?;
             stats.fanout_counts[usize::from(sel.oid.0[0])] += 1;
             stats.selected_per_pack[sel.pack] += 1;
@@ -395,10 +399,10 @@ impl Stats {
                 stats.large_offsets_needed = true;
             }
             if let Some(progress) = progress.as_deref_mut()
-                && merge.visited >= next_report
+                && merge.visited() >= next_report
             {
-                progress(merge.visited, total);
-                next_report = merge.visited + 4096;
+                progress(merge.visited(), total);
+                next_report = merge.visited() + 4096;
             }
         }
         if let Some(progress) = progress {
@@ -479,158 +483,39 @@ fn for_each_selected(
         }
         return Ok(());
     }
-    let mut merge = Merge::new(packs, preferred);
+    let mut merge = merge_of(packs, preferred);
     loop {
         match merge.next_selected() {
             Ok(Some(sel)) => f(sel)?,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
-        }
-    }
-}
-
-/// The winning copy of one object.
-#[derive(Clone, Copy, Debug)]
-struct Selected {
-    oid: ObjectId,
-    /// Input index of the pack.
-    pack: usize,
-    /// Entry index within that pack.
-    entry: usize,
-}
-
-/// One copy of an object in a bucket. Sorted by `key`: the id as integers (cheaper than a
-/// byte comparison), then the copy's rank — preferred pack first, newest mtime first, lowest
-/// input index first (see [`Merge::new`]).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Cursor {
-    key: (u64, u64, u32, u32),
-    pack: u32,
-    entry: u32,
-}
-
-impl Cursor {
-    fn oid(&self) -> ObjectId {
-        let mut id = [0u8; HASH_LEN];
-        id[..8].copy_from_slice(&self.key.0.to_be_bytes());
-        id[8..16].copy_from_slice(&self.key.1.to_be_bytes());
-        id[16..].copy_from_slice(&self.key.2.to_be_bytes());
-        ObjectId(id)
-    }
-}
-
-/// Merge of the packs' sorted entries that yields each id once, from its best copy.
-///
-/// Like git's `compute_sorted_entries`, it works one fanout bucket (first id byte) at a time:
-/// every pack's entries of the bucket are gathered and sorted by (id, rank of the copy), and
-/// the first copy of each id wins. Memory is one bucket (about 1/256 of all entries), and the
-/// sort is far cheaper than a heap over one cursor per pack.
-struct Merge<'p, 'a> {
-    packs: &'p [PackInput<'a>],
-    /// Rank of each input pack's copies (lower wins).
-    rank: Vec<u32>,
-    /// Next entry of each pack.
-    next: Vec<usize>,
-    /// The current bucket, sorted, and the position in it.
-    bucket: Vec<Cursor>,
-    position: usize,
-    /// The next first byte to gather (256: done).
-    next_byte: usize,
-    last: Option<ObjectId>,
-    visited: u64,
-}
-
-impl<'p, 'a> Merge<'p, 'a> {
-    fn new(packs: &'p [PackInput<'a>], preferred: Option<usize>) -> Merge<'p, 'a> {
-        // git's `midx_oid_compare` after the id: preferred pack, newest mtime, input order.
-        let mut order: Vec<usize> = (0..packs.len()).collect();
-        order.sort_by_key(|&pack| (preferred != Some(pack), Reverse(packs[pack].mtime), pack));
-        let mut rank = vec![0u32; packs.len()];
-        for (position, &pack) in order.iter().enumerate() {
-            rank[pack] = position as u32; // Pack counts are checked to fit u32.
-        }
-        Merge {
-            packs,
-            rank,
-            next: vec![0; packs.len()],
-            bucket: Vec::new(),
-            position: 0,
-            next_byte: 0,
-            last: None,
-            visited: 0,
-        }
-    }
-
-    /// Gathers the entries whose id starts with `byte` from every pack, checking that each
-    /// pack's ids strictly increase.
-    fn fill(&mut self, byte: usize) -> Result<(), Error> {
-        self.bucket.clear();
-        self.position = 0;
-        for (pack, input) in self.packs.iter().enumerate() {
-            let entries = input.entries;
-            let mut entry = self.next[pack];
-            let mut previous = (entry > 0).then(|| entries.oid_at(entry - 1));
-            while entry < entries.len() {
-                let oid = entries.oid_at(entry);
-                if previous.is_some_and(|previous| oid <= previous) || usize::from(oid.0[0]) < byte
-                {
-                    return Err(Error::UnsortedPack {
-                        name: input.idx_name.to_owned(),
-                        index: entry,
-                    });
-                }
-                if usize::from(oid.0[0]) != byte {
-                    break;
-                }
-                let id = &oid.0;
-                let word = |range: std::ops::Range<usize>| {
-                    id[range]
-                        .iter()
-                        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
-                };
-                self.bucket.push(Cursor {
-                    key: (
-                        word(0..8),
-                        word(8..16),
-                        word(16..20) as u32,
-                        self.rank[pack],
-                    ),
-                    pack: pack as u32,
-                    entry: entry as u32, // Entry counts are checked to fit u32.
-                });
-                previous = Some(oid);
-                entry += 1;
+            Err(unsorted) => {
+                let error = unsorted_error(packs, unsorted);
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    error.to_string(),
+                ));
             }
-            self.next[pack] = entry;
         }
-        self.visited += self.bucket.len() as u64;
-        self.bucket.sort_unstable();
-        Ok(())
     }
+}
 
-    fn next_selected(&mut self) -> Result<Option<Selected>, Error> {
-        loop {
-            while let Some(cursor) = self.bucket.get(self.position) {
-                self.position += 1;
-                // Later copies of the same id lost to this one (the sort ranks them).
-                let oid = cursor.oid();
-                if self.last == Some(oid) {
-                    continue;
-                }
-                self.last = Some(oid);
-                return Ok(Some(Selected {
-                    oid,
-                    pack: cursor.pack as usize,
-                    entry: cursor.entry as usize,
-                }));
-            }
-            if self.next_byte > 255 {
-                return Ok(None);
-            }
-            let byte = self.next_byte;
-            self.next_byte += 1;
-            self.fill(byte)?;
-        }
+/// The merge of `packs` with git's ranking of copies (`midx_oid_compare` after the id): the
+/// preferred pack's copy wins, then the newest pack's, then the one first in the input.
+fn merge_of<'a>(packs: &[PackInput<'a>], preferred: Option<usize>) -> Merge<'a> {
+    let mut order: Vec<usize> = (0..packs.len()).collect();
+    order.sort_by_key(|&pack| (preferred != Some(pack), Reverse(packs[pack].mtime), pack));
+    let mut rank = vec![0u32; packs.len()];
+    for (position, &pack) in order.iter().enumerate() {
+        rank[pack] = position as u32; // Pack counts are checked to fit u32.
+    }
+    Merge::new(packs.iter().map(|pack| pack.entries).collect(), rank)
+}
+
+/// The error of a pack whose entries are out of order.
+fn unsorted_error(packs: &[PackInput<'_>], unsorted: Unsorted) -> Error {
+    Error::UnsortedPack {
+        name: packs[unsorted.pack].idx_name.to_owned(),
+        index: unsorted.entry,
     }
 }
 

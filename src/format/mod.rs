@@ -9,6 +9,7 @@ pub mod chunk;
 pub mod delta;
 pub mod fanout;
 pub mod idx;
+pub mod merge;
 pub mod midx;
 #[cfg(test)]
 mod midx_tests;

@@ -9,8 +9,9 @@
 //! search, however many packs there are.
 //!
 //! It costs 28 bytes an object (the id and where it lives), plus 2 to 4 for its fine fanout
-//! (built at once: see [`crate::format::fanout::Fanout`]), and building it sorts every id once
-//! (the ids are copied from the `.idx` maps, so a rebuild reads no file again). It is built when
+//! (built at once: see [`crate::format::fanout::Fanout`]). Building it merges the packs' sorted
+//! ids one first byte at a time, as a MIDX write does ([`crate::format::merge`]), and copies
+//! them out of the `.idx` maps, so a rebuild reads no file again. It is built when
 //! the pack directory changed, by the refresh that notices, while readers go on with the previous
 //! snapshot. Later snapshots reuse it while all of its packs are still there, and probe newer
 //! packs one by one until there are [`MERGE_AT_PACKS`] of those. Above [`MERGE_MAX_OBJECTS`]
@@ -22,6 +23,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::PrefixMatch;
 use crate::format::fanout::{Fanout, SortedIds};
+use crate::format::merge::Merge;
+use crate::format::midx::PackEntries;
 use crate::oid::{HASH_LEN, ObjectId, Prefix};
 
 use super::pack::Pack;
@@ -74,28 +77,25 @@ impl MergedIndex {
         {
             return None;
         }
-        // Every pack's ids with where they are; a stable sort keeps the newest pack's copy of a
-        // duplicated id first, and dedup keeps only that one (ids then being distinct, a prefix
-        // matching two entries is truly ambiguous).
-        let mut entries: Vec<(&[u8; HASH_LEN], u32, u32)> = Vec::new();
-        entries.try_reserve_exact(total).ok()?;
-        for (pack_position, pack) in packs.iter().enumerate() {
-            // Loaded just above: `index()` returns the same validated map.
-            let index = pack.index().ok()?;
-            for (position, id) in index.ids().iter().enumerate() {
-                entries.push((id, pack_position as u32, position as u32));
-            }
-        }
-        entries.sort_by(|a, b| a.0.cmp(b.0));
-        entries.dedup_by(|later, first| later.0 == first.0);
-
+        // Newest first: an id in several packs is served by the first that has it. A pack
+        // whose ids are out of order (a corrupt index) leaves the packs unmerged, to be probed
+        // one by one as its index's own lookups allow.
+        let indexes = packs
+            .iter()
+            .map(|pack| pack.index().ok().map(|index| index as &dyn PackEntries))
+            .collect::<Option<Vec<_>>>()?;
+        let rank = (0..packs.len() as u32).collect();
+        let mut merge = Merge::new(indexes, rank);
         let mut counts = [0u32; 256];
-        let mut ids = Vec::with_capacity(entries.len() * HASH_LEN);
-        let mut slots = Vec::with_capacity(entries.len());
-        for (id, pack_position, position) in entries {
-            counts[usize::from(id[0])] += 1;
-            ids.extend_from_slice(id);
-            slots.push((pack_position, position));
+        let mut ids = Vec::new();
+        ids.try_reserve_exact(total * HASH_LEN).ok()?;
+        let mut slots = Vec::new();
+        slots.try_reserve_exact(total).ok()?;
+        while let Some(selected) = merge.next_selected().ok()? {
+            counts[usize::from(selected.oid.0[0])] += 1;
+            ids.extend_from_slice(&selected.oid.0);
+            // Pack counts are checked above to fit u32, index positions fit by format.
+            slots.push((selected.pack as u32, selected.entry as u32));
         }
         let mut cumulative = [0u32; 256];
         let mut running = 0u32;
