@@ -51,10 +51,19 @@ pub fn object_id(kind: ObjectKind, body: &[u8]) -> Result<ObjectId, CollisionDet
 
 /// A writer that hashes everything written through it; [`HashingWriter::finish`] appends the
 /// digest as the file's trailer, as git's `hashfile` does for idx, rev and MIDX files.
+///
+/// It buffers, like git's `hashfile`: the format writers write an id or a 4-byte field at a
+/// time, and SHA-1 fed in such pieces (and a file written in them) costs far more than in
+/// blocks. So `inner` needs no buffer of its own.
 pub struct HashingWriter<W: Write> {
     inner: W,
     hasher: Sha1,
+    /// Bytes written but neither hashed nor passed on yet; at most [`HASHING_BLOCK`].
+    pending: Vec<u8>,
 }
+
+/// Bytes a [`HashingWriter`] gathers before hashing them and passing them on.
+const HASHING_BLOCK: usize = 128 << 10;
 
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`.
@@ -62,11 +71,21 @@ impl<W: Write> HashingWriter<W> {
         HashingWriter {
             inner,
             hasher: Sha1::new(),
+            pending: Vec::new(),
         }
+    }
+
+    /// Hashes and passes on what is pending.
+    fn write_pending(&mut self) -> io::Result<()> {
+        self.hasher.update(&self.pending);
+        let result = self.inner.write_all(&self.pending);
+        self.pending.clear();
+        result
     }
 
     /// Writes the trailer (the SHA-1 of everything before it) and returns it with the writer.
     pub fn finish(mut self) -> io::Result<(ObjectId, W)> {
+        self.write_pending()?;
         let digest = self
             .hasher
             .finalize()
@@ -79,12 +98,23 @@ impl<W: Write> HashingWriter<W> {
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+        if self.pending.len() + buf.len() > HASHING_BLOCK {
+            self.write_pending()?;
+        }
+        if buf.len() >= HASHING_BLOCK {
+            self.hasher.update(buf);
+            self.inner.write_all(buf)?;
+        } else {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(HASHING_BLOCK);
+            }
+            self.pending.extend_from_slice(buf);
+        }
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.write_pending()?;
         self.inner.flush()
     }
 }
@@ -108,5 +138,33 @@ mod tests {
         let (digest, bytes) = writer.finish().expect("finish");
         assert_eq!(digest.to_hex(), "a9993e364706816aba3e25717850c26c9cd0d89d");
         assert_eq!(&bytes[3..], &digest.0);
+    }
+
+    /// Pieces of every size (tiny ones, one larger than a block, ones that cross a block's
+    /// end) come out in order, hashed once each, whatever the buffering.
+    #[test]
+    fn hashing_writer_buffers_pieces_of_any_size() {
+        let data: Vec<u8> = (0..3 * HASHING_BLOCK as u32 + 77)
+            .map(|n| (n * 7 + n / 251) as u8)
+            .collect();
+        let mut writer = HashingWriter::new(Vec::new());
+        let mut rest = &data[..];
+        for size in [1, 20, 4, HASHING_BLOCK + 5, 3, HASHING_BLOCK - 10, 20, 9000]
+            .into_iter()
+            .cycle()
+        {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, after) = rest.split_at(size.min(rest.len()));
+            writer.write_all(piece).expect("vec write");
+            rest = after;
+        }
+        let (digest, bytes) = writer.finish().expect("finish");
+        let mut expected = Sha1::new();
+        expected.update(&data);
+        assert_eq!(digest, expected.finalize().expect("no collision"));
+        assert_eq!(&bytes[..data.len()], &data[..]);
+        assert_eq!(&bytes[data.len()..], &digest.0);
     }
 }

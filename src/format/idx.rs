@@ -5,7 +5,7 @@
 //! offsets with ids, so its ids are copied once at open into the contiguous table
 //! [`SortedIds`] searches (v1 indexes are rare and small: git has written v2 since 1.5.2).
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::ops::Deref;
 
 use super::PrefixMatch;
@@ -354,8 +354,7 @@ pub fn write_v2_with_limit<W: Write>(
     }
     let needs_large = |offset: u64| offset >> 31 != 0 || offset > off32_limit;
 
-    // Buffer outside the hasher so SHA-1 sees large blocks, not 4-byte writes.
-    let mut file = BufWriter::new(HashingWriter::new(out));
+    let mut file = HashingWriter::new(out);
     file.write_all(&V2_MAGIC)?;
     file.write_all(&2u32.to_be_bytes())?;
     let mut fanout = [0u32; 256];
@@ -393,8 +392,7 @@ pub fn write_v2_with_limit<W: Write>(
         file.write_all(&entry.offset.to_be_bytes())?;
     }
     file.write_all(&pack_checksum.0)?;
-    let hashing = file.into_inner().map_err(|e| e.into_error())?;
-    let (checksum, _out) = hashing.finish()?;
+    let (checksum, _out) = file.finish()?;
     Ok(checksum)
 }
 

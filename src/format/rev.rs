@@ -1,7 +1,7 @@
 //! Reverse index (`pack-*.rev`) writing (git-formats.md §3.1), byte-identical to what
 //! `git index-pack` writes with `pack.writeReverseIndex` (the default since git 2.41).
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
 use crate::hash::HashingWriter;
 use crate::oid::ObjectId;
@@ -22,7 +22,7 @@ pub fn write<W: Write>(offsets: &[u64], pack_checksum: &ObjectId, out: W) -> io:
     let mut order: Vec<u32> = (0..count).collect();
     // Offsets in one pack are distinct; ties (invalid input) keep index order, as git's sort.
     order.sort_by_key(|&position| offsets[position as usize]);
-    let mut file = BufWriter::new(HashingWriter::new(out));
+    let mut file = HashingWriter::new(out);
     file.write_all(&MAGIC)?;
     file.write_all(&VERSION.to_be_bytes())?;
     file.write_all(&HASH_ID_SHA1.to_be_bytes())?;
@@ -30,8 +30,7 @@ pub fn write<W: Write>(offsets: &[u64], pack_checksum: &ObjectId, out: W) -> io:
         file.write_all(&position.to_be_bytes())?;
     }
     file.write_all(&pack_checksum.0)?;
-    let hashing = file.into_inner().map_err(|e| e.into_error())?;
-    let (checksum, _out) = hashing.finish()?;
+    let (checksum, _out) = file.finish()?;
     Ok(checksum)
 }
 

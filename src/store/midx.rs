@@ -22,7 +22,7 @@
 
 use std::cell::Cell;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter};
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,11 +118,9 @@ impl Drop for Created {
     }
 }
 
-/// Flushes a buffered file and fsyncs it.
-fn finish_file(out: BufWriter<File>, path: &Path) -> Result<()> {
-    let file = out
-        .into_inner()
-        .map_err(|e| Error::io(path, e.into_error()))?;
+/// Fsyncs a file written through a [`crate::hash::HashingWriter`] (which buffers, and flushed
+/// when it wrote the trailer).
+fn finish_file(file: File, path: &Path) -> Result<()> {
     file.sync_all().map_err(|e| Error::io(path, e))
 }
 
@@ -152,8 +150,8 @@ pub fn write_packs(
     let (mut lock, file) = Created::create_new(lock_path.clone())?;
     let preferred_pack = options.preferred_pack;
     let want_rev = options.write_reverse_index;
-    let (written, out) = midx_write::write_midx(packs, options, BufWriter::new(file))
-        .map_err(|e| format_error(pack_dir, e))?;
+    let (written, out) =
+        midx_write::write_midx(packs, options, file).map_err(|e| format_error(pack_dir, e))?;
     finish_file(out, &lock_path)?;
     fail_point(FailPoint::AfterMidxWritten, &lock_path)?;
 
@@ -172,9 +170,8 @@ pub fn write_packs(
             write_reverse_index: true,
             progress: None,
         };
-        let (_, out) =
-            midx_write::write_rev_file(packs, rev_options, &written.checksum, BufWriter::new(file))
-                .map_err(|e| format_error(pack_dir, e))?;
+        let (_, out) = midx_write::write_rev_file(packs, rev_options, &written.checksum, file)
+            .map_err(|e| format_error(pack_dir, e))?;
         finish_file(out, &tmp_path)?;
         tmp.rename_to(pack_dir.join(format!("multi-pack-index-{}.rev", written.checksum)))?;
         rev = Some(tmp);

@@ -696,13 +696,11 @@ impl Indexer {
 
         let (tmp_idx, idx_file) = create_temp(&self.pack_dir, "tmp_idx_")?;
         self.temps.push(tmp_idx.clone());
-        idx::write_v2(&index, &checksum, BufWriter::new(&idx_file))
-            .map_err(|e| Error::io(&tmp_idx, e))?;
+        idx::write_v2(&index, &checksum, &idx_file).map_err(|e| Error::io(&tmp_idx, e))?;
         let (tmp_rev, rev_file) = create_temp(&self.pack_dir, "tmp_rev_")?;
         self.temps.push(tmp_rev.clone());
         let offsets: Vec<u64> = index.iter().map(|entry| entry.offset).collect();
-        rev::write(&offsets, &checksum, BufWriter::new(&rev_file))
-            .map_err(|e| Error::io(&tmp_rev, e))?;
+        rev::write(&offsets, &checksum, &rev_file).map_err(|e| Error::io(&tmp_rev, e))?;
 
         let name = format!("pack-{checksum}");
         let pack_path = self.pack_dir.join(format!("{name}.pack"));
