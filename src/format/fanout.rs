@@ -62,7 +62,7 @@ pub fn parse_fanout(bytes: &[u8]) -> Result<[u32; 256], FanoutError> {
 
 /// The first eight bytes of an id as a big-endian integer (orders like the bytes).
 #[inline]
-fn leading_u64(id: &[u8]) -> u64 {
+pub(super) fn leading_u64(id: &[u8]) -> u64 {
     let mut leading = [0u8; 8];
     leading.copy_from_slice(&id[..8]);
     u64::from_be_bytes(leading)
@@ -73,7 +73,7 @@ fn leading_u64(id: &[u8]) -> u64 {
 /// then these, not as `oid::split`'s `u128` and `u32`: the first eight bytes decide almost
 /// every comparison, and a `u128` compare loads and subtracts both halves every time.
 #[inline]
-fn trailing(id: &[u8; HASH_LEN]) -> (u64, u32) {
+pub(super) fn trailing(id: &[u8; HASH_LEN]) -> (u64, u32) {
     let (middle, last) = id[8..].split_at(8);
     let mut middle_bytes = [0u8; 8];
     middle_bytes.copy_from_slice(middle);

@@ -230,7 +230,7 @@ impl<D: Deref<Target = [u8]>> PackIndex<D> {
     /// If `index >= num_objects()`, like slice indexing: positions come from this index's own
     /// lookups or iteration, never from file contents.
     pub fn oid_at(&self, index: usize) -> ObjectId {
-        ObjectId::from_slice(self.ids().id_at(index)).expect("id_at returns HASH_LEN bytes")
+        ObjectId(*self.ids().id_at(index))
     }
 
     /// Pack offset of the object at `index`; an error for a large-offset index out of range.

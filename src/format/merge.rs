@@ -8,6 +8,7 @@
 //! sort stays in the CPU cache, and ids compare as integers, never as byte slices: far cheaper
 //! than one sort of every entry, or a heap over one cursor per pack.
 
+use super::fanout::{leading_u64, trailing};
 use super::midx::PackEntries;
 use crate::oid::{HASH_LEN, ObjectId};
 
@@ -31,16 +32,13 @@ pub struct Unsorted {
     pub entry: usize,
 }
 
-/// An id as three integers that order like its bytes.
+/// An id as three integers that order like its bytes (the fanout search's split of an id).
 type IdKey = (u64, u64, u32);
 
+#[inline]
 fn key_of(id: &[u8; HASH_LEN]) -> IdKey {
-    let word = |range: std::ops::Range<usize>| {
-        id[range]
-            .iter()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
-    };
-    (word(0..8), word(8..16), word(16..20) as u32)
+    let (middle, last) = trailing(id);
+    (leading_u64(id), middle, last)
 }
 
 fn id_of(key: IdKey) -> ObjectId {
