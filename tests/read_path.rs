@@ -493,10 +493,11 @@ fn refresh_notices_a_repointed_pack_directory_link() {
     });
 }
 
-/// Enough packs without a MIDX are merged into one in-memory index: every answer (reads,
-/// headers, prefixes, ambiguity, duplicates across packs, misses) stays libgit2's and git's, and
-/// the index follows the directory: kept while its packs stay, packs added since probed one by
-/// one, merged again once enough arrive, dropped when a repack leaves one pack.
+/// Enough packs without a MIDX are merged into one in-memory index once lookups earn it (the
+/// first ones probe the packs one by one): every answer (reads, headers, prefixes, ambiguity,
+/// duplicates across packs, misses) stays libgit2's and git's before and after, and the index
+/// follows the directory: kept while its packs stay, packs added since probed one by one,
+/// merged again once enough arrive, dropped when a repack leaves one pack.
 #[test]
 fn many_uncovered_packs_are_merged_and_follow_the_directory() {
     let merge_at = odbpack::store::merged::MERGE_AT_PACKS;
@@ -517,11 +518,19 @@ fn many_uncovered_packs_are_merged_and_follow_the_directory() {
     assert!(packs > merge_at, "{packs} packs");
     let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
     let snapshot = odb.store().snapshot();
-    let merged = snapshot.merged.clone().expect("packs merged");
+    let merged = snapshot.merged.clone().expect("packs to merge");
     assert_eq!(merged.packs.len(), packs);
-    assert_eq!(merged.len(), all.len(), "each id once");
     assert!(snapshot.uncovered.is_empty());
+    // Fewer lookups than earn the merge: answered by probing the packs.
+    let probed = odbpack::store::merged::MERGE_AFTER_LOOKUPS / 4;
+    for id in all.keys().take(probed) {
+        assert_eq!(odb.exists_prefix(&id[..7]), Ok(id.clone()), "probed {id}");
+        assert_eq!(odb.read(id).map(|object| object.id), Ok(id.clone()));
+    }
+    assert!(merged.built().is_none(), "merged before lookups earned it");
     assert_same_as_git_and_libgit2(&repo);
+    let index = merged.built().expect("merged once lookups earned it");
+    assert_eq!(index.len(), all.len(), "each id once");
     for id in all.keys() {
         assert_eq!(
             odb.exists_prefix(&id[..7]),

@@ -11,14 +11,16 @@
 //! It costs 28 bytes an object (the id and where it lives), plus 2 to 4 for its fine fanout
 //! (built at once: see [`crate::format::fanout::Fanout`]). Building it merges the packs' sorted
 //! ids one first byte at a time, as a MIDX write does ([`crate::format::merge`]), and copies
-//! them out of the `.idx` maps, so a rebuild reads no file again. It is built when
-//! the pack directory changed, by the refresh that notices, while readers go on with the previous
-//! snapshot. Later snapshots reuse it while all of its packs are still there, and probe newer
-//! packs one by one until there are [`MERGE_AT_PACKS`] of those. Above [`MERGE_MAX_OBJECTS`]
+//! them out of the `.idx` maps, so a rebuild reads no file again. It is built by the lookup that
+//! earns it ([`MERGE_AFTER_LOOKUPS`] into a snapshot: see [`PendingMerge`]); the ones before
+//! probe the packs one by one. Later snapshots reuse it (built or pending) while all of its
+//! packs are still there, and probe newer packs one by one until there are [`MERGE_AT_PACKS`]
+//! of those. Above [`MERGE_MAX_OBJECTS`]
 //! nothing is merged: a repository that big should have a MIDX file (`git multi-pack-index
 //! write`, `git maintenance`).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::format::PrefixMatch;
@@ -36,6 +38,62 @@ pub const MERGE_AT_PACKS: usize = 4;
 
 /// Most objects merged (4M ids: 112 MiB). Beyond it, packs are probed one by one.
 pub const MERGE_MAX_OBJECTS: usize = 1 << 22;
+
+/// Lookups a snapshot serves by probing its packs one by one before it merges them. Merging
+/// reads every id of every pack; a process that opens a repository to look a few objects up,
+/// or only to write a MIDX over its packs, would pay that at open for nothing. This many probed
+/// lookups cost about what merging a few hundred thousand ids does.
+pub const MERGE_AFTER_LOOKUPS: usize = 1024;
+
+/// Packs to merge, once lookups have earned it ([`MERGE_AFTER_LOOKUPS`]): until then a lookup
+/// probes them one by one. Shared by the snapshots that keep the same packs, so the merge is
+/// built at most once for all of them.
+#[derive(Debug)]
+pub struct PendingMerge {
+    /// The packs, newest first.
+    pub packs: Vec<Arc<Pack>>,
+    /// The merge, once built (`None` inside when the packs cannot be merged: too many objects,
+    /// too few readable indexes, an index out of order, no memory), with the packs it left out.
+    built: OnceLock<Option<(MergedIndex, Vec<Arc<Pack>>)>>,
+    /// Lookups served so far, counted until the merge is built.
+    lookups: AtomicUsize,
+}
+
+impl PendingMerge {
+    /// Packs to merge later (newest first).
+    pub fn new(packs: Vec<Arc<Pack>>) -> PendingMerge {
+        PendingMerge {
+            packs,
+            built: OnceLock::new(),
+            lookups: AtomicUsize::new(0),
+        }
+    }
+
+    /// For a lookup: the merged index and the packs it left out, once built; builds it on the
+    /// lookup that earns it. `None` while the packs are to be probed one by one.
+    #[inline]
+    pub fn for_lookup(&self) -> Option<&(MergedIndex, Vec<Arc<Pack>>)> {
+        if let Some(built) = self.built.get() {
+            return built.as_ref();
+        }
+        if self.lookups.fetch_add(1, AtomicOrdering::Relaxed) < MERGE_AFTER_LOOKUPS {
+            return None;
+        }
+        self.build()
+    }
+
+    /// The merged index, built now if it is not yet (`None` if the packs cannot be merged).
+    pub fn build(&self) -> Option<&(MergedIndex, Vec<Arc<Pack>>)> {
+        self.built
+            .get_or_init(|| MergedIndex::build(&self.packs))
+            .as_ref()
+    }
+
+    /// The merged index if it was built, without building it.
+    pub fn built(&self) -> Option<&MergedIndex> {
+        self.built.get()?.as_ref().map(|(index, _)| index)
+    }
+}
 
 /// The merged, sorted ids of several packs, each id once.
 #[derive(Debug)]

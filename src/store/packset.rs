@@ -17,7 +17,7 @@ use crate::format::midx::{self, MultiPackIndex};
 use crate::mmap::Mmap;
 use crate::oid::{HASH_LEN, ObjectId, Prefix};
 
-use super::merged::{MERGE_AT_PACKS, MergedIndex};
+use super::merged::{MERGE_AT_PACKS, MergedIndex, PendingMerge};
 use super::pack::{IndexMap, Pack, PackFileInfo};
 use super::watch::DirWatch;
 
@@ -96,12 +96,48 @@ enum Hit<'a> {
     Layer(&'a MidxLayer, usize),
     /// At this position of the merged index.
     Merged(&'a MergedIndex, usize),
-    /// In `uncovered[position]`, at `index_position` of its index.
-    Uncovered {
-        position: usize,
+    /// In a pack probed on its own, at `index_position` of its index; `position` is the pack's
+    /// place in `uncovered` (`None` for a pack waiting to be merged).
+    Probed {
+        pack: &'a Arc<Pack>,
+        position: Option<usize>,
         index: &'a IndexMap,
         index_position: usize,
     },
+}
+
+/// Probes `packs` in the order of `positions` for `oid`. A pack whose index is unusable holds
+/// nothing we can serve (libgit2 does the same); its objects may still be found in another
+/// pack. Not a clean miss: a failure to map it (no memory, no descriptor) may pass by the next
+/// lookup, so it clears `every_index_searched`.
+fn probe<'a>(
+    packs: &'a [Arc<Pack>],
+    positions: impl Iterator<Item = usize>,
+    in_uncovered: bool,
+    oid: &ObjectId,
+    every_index_searched: &mut bool,
+) -> Option<Hit<'a>> {
+    for position in positions {
+        let pack = &packs[position];
+        match pack.index() {
+            Ok(index) => {
+                if let Some(index_position) = index.find(oid) {
+                    return Some(Hit::Probed {
+                        pack,
+                        position: in_uncovered.then_some(position),
+                        index,
+                        index_position,
+                    });
+                }
+            }
+            // The error is moved here, not matched as `_`: then a hit drops nothing.
+            Err(error) => {
+                drop(error);
+                *every_index_searched = false;
+            }
+        }
+    }
+    None
 }
 
 /// The packs and MIDX of one moment.
@@ -111,9 +147,9 @@ pub struct PackSet {
     pub id: SnapshotId,
     /// MIDX layers, tip first (a single-file MIDX is one layer). Empty without a MIDX.
     pub midx: Vec<MidxLayer>,
-    /// The packs no MIDX layer covers, merged into one in-memory index once there are enough of
-    /// them (see [`super::merged`]).
-    pub merged: Option<Arc<MergedIndex>>,
+    /// The packs no MIDX layer covers, to be merged into one in-memory index once there are
+    /// enough of them and lookups have earned it (see [`super::merged`]).
+    pub merged: Option<Arc<PendingMerge>>,
     /// Packs neither a MIDX layer nor `merged` covers, probed one by one, newest mtime first
     /// (recent packs are likelier to be hit).
     pub uncovered: Vec<Arc<Pack>>,
@@ -136,35 +172,36 @@ impl PackSet {
                 return Some(Hit::Layer(layer, position));
             }
         }
-        if let Some(merged) = &self.merged
-            && let Some(position) = merged.find(oid)
-        {
-            return Some(Hit::Merged(merged, position));
-        }
         let mut every_index_searched = true;
+        if let Some(merge) = &self.merged {
+            // Packs of the merge probed one by one: all of them until it is built, then those
+            // it left out.
+            let probed = match merge.for_lookup() {
+                Some((merged, left_out)) => {
+                    if let Some(position) = merged.find(oid) {
+                        return Some(Hit::Merged(merged, position));
+                    }
+                    left_out
+                }
+                None => &merge.packs,
+            };
+            let positions = 0..probed.len();
+            if let Some(hit) = probe(probed, positions, false, oid, &mut every_index_searched) {
+                return Some(hit);
+            }
+        }
         // The packs from `hint` to the end, then from the start to `hint`: no division per step.
         let start = if hint < self.uncovered.len() { hint } else { 0 };
         let (from_start, before_start) = (start..self.uncovered.len(), 0..start);
-        for position in from_start.chain(before_start) {
-            match self.uncovered[position].index() {
-                Ok(index) => {
-                    if let Some(index_position) = index.find(oid) {
-                        return Some(Hit::Uncovered {
-                            position,
-                            index,
-                            index_position,
-                        });
-                    }
-                }
-                // A pack whose index is unusable holds nothing we can serve (libgit2 does the
-                // same); its objects may still be found in another pack. Not a clean miss: a
-                // failure to map it (no memory, no descriptor) may pass by the next lookup.
-                // The error is moved here, not matched as `_`: then a hit drops nothing.
-                Err(error) => {
-                    drop(error);
-                    every_index_searched = false;
-                }
-            }
+        let positions = from_start.chain(before_start);
+        if let Some(hit) = probe(
+            &self.uncovered,
+            positions,
+            true,
+            oid,
+            &mut every_index_searched,
+        ) {
+            return Some(hit);
         }
         if every_index_searched {
             self.remember_miss(oid);
@@ -183,7 +220,7 @@ impl PackSet {
             return Ok(None);
         };
         let position = match hit {
-            Hit::Uncovered { position, .. } => Some(position),
+            Hit::Probed { position, .. } => position,
             Hit::Layer(..) | Hit::Merged(..) => None,
         };
         Ok(Some((self.location_of(hit)?, position)))
@@ -195,12 +232,12 @@ impl PackSet {
         match hit {
             Hit::Layer(layer, position) => layer.location(position),
             Hit::Merged(merged, position) => merged.location(position),
-            Hit::Uncovered {
-                position,
+            Hit::Probed {
+                pack,
                 index,
                 index_position,
+                ..
             } => {
-                let pack = &self.uncovered[position];
                 let offset = index
                     .offset_at(index_position)
                     .map_err(|source| Error::Index {
@@ -212,12 +249,12 @@ impl PackSet {
         }
     }
 
-    /// Whether `oid` is in the snapshot, without touching pack data: `Some(usize::MAX)` when a
-    /// MIDX layer or the merged index has it (like libgit2, a MIDX hit counts without opening
-    /// the pack), `Some(position)` in `uncovered` otherwise.
+    /// Whether `oid` is in the snapshot, without touching pack data (like libgit2, a MIDX hit
+    /// counts without opening the pack): `Some(position)` when it was found in
+    /// `uncovered[position]`, `Some(usize::MAX)` when anywhere else.
     pub fn contains(&self, oid: &ObjectId, hint: usize) -> Option<usize> {
         self.search(oid, hint).map(|hit| match hit {
-            Hit::Uncovered { position, .. } => position,
+            Hit::Probed { position, .. } => position.unwrap_or(usize::MAX),
             Hit::Layer(..) | Hit::Merged(..) => usize::MAX,
         })
     }
@@ -257,22 +294,36 @@ impl PackSet {
                 }
             }
         }
-        if let Some(merged) = &self.merged {
-            match merged.find_prefix(prefix) {
-                PrefixMatch::None => {}
-                PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
-                PrefixMatch::One(position) => {
-                    accept(merged.oid_at(position), Hit::Merged(merged, position))?;
+        let mut probed: &[Arc<Pack>] = &[];
+        if let Some(merge) = &self.merged {
+            match merge.for_lookup() {
+                Some((merged, left_out)) => {
+                    match merged.find_prefix(prefix) {
+                        PrefixMatch::None => {}
+                        PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
+                        PrefixMatch::One(position) => {
+                            accept(merged.oid_at(position), Hit::Merged(merged, position))?;
+                        }
+                    }
+                    probed = left_out;
                 }
+                None => probed = &merge.packs,
             }
         }
-        for (position, pack) in self.uncovered.iter().enumerate() {
+        let probed = probed.iter().map(|pack| (pack, None));
+        let uncovered = self
+            .uncovered
+            .iter()
+            .enumerate()
+            .map(|(position, pack)| (pack, Some(position)));
+        for (pack, position) in probed.chain(uncovered) {
             let Ok(index) = pack.index() else { continue };
             match index.find_prefix(prefix) {
                 PrefixMatch::None => {}
                 PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
                 PrefixMatch::One(index_position) => {
-                    let hit = Hit::Uncovered {
+                    let hit = Hit::Probed {
+                        pack,
                         position,
                         index,
                         index_position,
@@ -304,14 +355,14 @@ impl PackSet {
     }
 }
 
-/// Splits the packs no MIDX covers (newest first) into a merged index and the rest. The
-/// previous snapshot's merged index is kept while every pack it merged is still here and
+/// Splits the packs no MIDX covers (newest first) into packs to merge and the rest. The
+/// previous snapshot's merge (built or pending) is kept while every pack of it is still here and
 /// uncovered, and fewer than [`MERGE_AT_PACKS`] packs arrived since; otherwise all of them are
-/// merged again (if there are enough).
+/// to be merged anew (if there are enough).
 fn merge(
-    previous: Option<&Arc<MergedIndex>>,
+    previous: Option<&Arc<PendingMerge>>,
     uncovered: Vec<Arc<Pack>>,
-) -> (Option<Arc<MergedIndex>>, Vec<Arc<Pack>>) {
+) -> (Option<Arc<PendingMerge>>, Vec<Arc<Pack>>) {
     if let Some(previous) = previous
         && previous
             .packs
@@ -330,10 +381,7 @@ fn merge(
     if uncovered.len() < MERGE_AT_PACKS {
         return (None, uncovered);
     }
-    match MergedIndex::build(&uncovered) {
-        Some((merged, left_out)) => (Some(Arc::new(merged)), left_out),
-        None => (None, uncovered),
-    }
+    (Some(Arc::new(PendingMerge::new(uncovered))), Vec::new())
 }
 
 fn ambiguous(prefix: &Prefix) -> Error {
