@@ -325,7 +325,7 @@ impl<'a> SortedIds<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn counts(ids: &[[u8; HASH_LEN]]) -> [u32; 256] {
@@ -394,7 +394,7 @@ mod tests {
 
     /// `count` random sorted ids; every 97th shares its leading eight bytes with the others of
     /// its kind, which exercises the tail comparison.
-    fn random_ids(count: usize) -> Vec<[u8; HASH_LEN]> {
+    pub(in crate::format) fn random_ids(count: usize) -> Vec<[u8; HASH_LEN]> {
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             state ^= state << 13;

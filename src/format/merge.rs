@@ -213,6 +213,7 @@ impl<'a> Merge<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::fanout::tests::random_ids;
     use crate::format::midx_write::tests::VecPack;
 
     fn id(first: u8, middle: u8, last: u8) -> ObjectId {
@@ -293,35 +294,30 @@ mod tests {
     /// the radix sort (equal leading bytes): the merge equals a reference built with a map.
     #[test]
     fn matches_a_reference_merge() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut random = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let pool: Vec<ObjectId> = (0..6000)
-            .map(|n| {
-                let mut id = ObjectId::ZERO;
-                for chunk in id.0.chunks_mut(8) {
-                    chunk.copy_from_slice(&random().to_be_bytes()[..chunk.len()]);
-                }
+        let pool: Vec<ObjectId> = random_ids(6000)
+            .into_iter()
+            .enumerate()
+            .map(|(n, mut id)| {
                 if n % 3 == 0 {
                     // A third share their first four bytes: one long run.
-                    id.0[..4].copy_from_slice(&[0x5a, 1, 2, 3]);
+                    id[..4].copy_from_slice(&[0x5a, 1, 2, 3]);
                 }
-                id
+                ObjectId(id)
             })
             .collect();
+        // Each pack takes about a third of the pool, chosen by one of the ids' random bytes.
         let packs: Vec<VecPack> = (0..7)
-            .map(|_| {
-                let mut ids: Vec<ObjectId> =
-                    pool.iter().filter(|_| random() % 3 == 0).copied().collect();
+            .map(|pack| {
+                let mut ids: Vec<ObjectId> = pool
+                    .iter()
+                    .filter(|id| id.0[12 + pack] % 3 == 0)
+                    .copied()
+                    .collect();
                 ids.sort();
                 VecPack(ids.into_iter().map(|id| (id, 0)).collect())
             })
             .collect();
-        let rank: Vec<u32> = (0..7).map(|_| (random() % 4) as u32).collect();
+        let rank = vec![3, 1, 0, 2, 1, 3, 0];
         let mut reference = std::collections::BTreeMap::new();
         for (pack, entries) in packs.iter().enumerate() {
             for (entry, (id, _)) in entries.0.iter().enumerate() {

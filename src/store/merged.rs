@@ -15,9 +15,8 @@
 //! earns it ([`MERGE_AFTER_LOOKUPS`] into a snapshot: see [`PendingMerge`]); the ones before
 //! probe the packs one by one. Later snapshots reuse it (built or pending) while all of its
 //! packs are still there, and probe newer packs one by one until there are [`MERGE_AT_PACKS`]
-//! of those. Above [`MERGE_MAX_OBJECTS`]
-//! nothing is merged: a repository that big should have a MIDX file (`git multi-pack-index
-//! write`, `git maintenance`).
+//! of those. Above [`MERGE_MAX_OBJECTS`] nothing is merged: a repository that big should have a
+//! MIDX file (`git multi-pack-index write`, `git maintenance`).
 
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, OnceLock};
@@ -41,8 +40,10 @@ pub const MERGE_MAX_OBJECTS: usize = 1 << 22;
 
 /// Lookups a snapshot serves by probing its packs one by one before it merges them. Merging
 /// reads every id of every pack; a process that opens a repository to look a few objects up,
-/// or only to write a MIDX over its packs, would pay that at open for nothing. This many probed
-/// lookups cost about what merging a few hundred thousand ids does.
+/// or only to write a MIDX over its packs, would pay that at open for nothing. Merging costs in
+/// proportion to the ids, probing in proportion to the packs on every lookup: this is a round
+/// number, not a measured break-even, small beside the lookups of a process that reads much
+/// and large beside those of a command that looks a few ids up.
 pub const MERGE_AFTER_LOOKUPS: usize = 1024;
 
 /// Packs to merge, once lookups have earned it ([`MERGE_AFTER_LOOKUPS`]): until then a lookup
@@ -83,7 +84,7 @@ impl PendingMerge {
     }
 
     /// The merged index, built now if it is not yet (`None` if the packs cannot be merged).
-    pub fn build(&self) -> Option<&(MergedIndex, Vec<Arc<Pack>>)> {
+    fn build(&self) -> Option<&(MergedIndex, Vec<Arc<Pack>>)> {
         self.built
             .get_or_init(|| MergedIndex::build(&self.packs))
             .as_ref()

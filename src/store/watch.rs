@@ -287,8 +287,8 @@ mod events {
     ///
     /// Closing an inotify instance waits for the kernel's fsnotify grace period
     /// (`synchronize_srcu`: milliseconds, not microseconds), in whichever thread drops the last
-    /// snapshot that holds it. That is the thread whose `refresh` noticed a new pack (libgit2 refreshes
-    /// inside a read that missed) or the one freeing the odb; neither should wait for a
+    /// snapshot that holds it: the thread whose `refresh` noticed a new pack (libgit2 refreshes
+    /// inside a read that missed), or the one freeing the odb. Neither should wait for a
     /// descriptor it no longer needs. In a forked child (no such thread there) or when no
     /// thread can be started, the caller closes them itself.
     fn close_elsewhere(descriptors: Descriptors) {
