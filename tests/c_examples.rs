@@ -123,6 +123,37 @@ fn shared_library_exports_only_odbpack_symbols() {
     );
 }
 
+/// A host may `dlclose` libodbpack.so (a plugin unloaded, a wheel's module freed). Once a store
+/// with change events closed, odbpack's closer thread runs the library's code for the rest of
+/// the process, so the library must stay mapped then; without that thread nothing of odbpack's
+/// runs, and it may go. The second case shows the probe notices an unloaded library.
+#[test]
+fn library_stays_loaded_while_its_closer_thread_lives() {
+    let repo = example_repo();
+    let work = tempfile::tempdir().expect("temp dir");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/dlclose.c");
+    let program = compile_c(&source, work.path(), Linking::Dlopen);
+    let library = target_dir().join("libodbpack.so");
+    for (change_events, expected) in [("1", "loaded\n"), ("0", "unloaded\n")] {
+        let output = Command::new(&program)
+            .arg(&library)
+            .arg(repo.objects_dir())
+            .arg(change_events)
+            .output()
+            .expect("run");
+        assert!(
+            output.status.success(),
+            "change_events={change_events}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            expected,
+            "change_events={change_events}"
+        );
+    }
+}
+
 /// Once under valgrind: no invalid access, no definite leak.
 #[test]
 fn cat_file_example_is_clean_under_valgrind() {

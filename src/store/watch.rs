@@ -291,6 +291,11 @@ mod events {
     /// inside a read that missed), or the one freeing the odb. Neither should wait for a
     /// descriptor it no longer needs. In a forked child (no such thread there) or when no
     /// thread can be started, the caller closes them itself.
+    ///
+    /// The thread runs this library's code until the process ends, so a host that `dlclose`s
+    /// the library must not unmap it: the thread registers a thread-local destructor first, and
+    /// glibc keeps a library loaded while a live thread holds one of its destructors
+    /// (`tests/c/dlclose.c` checks it stays loaded).
     fn close_elsewhere(descriptors: Descriptors) {
         type Closer = (u32, mpsc::Sender<Descriptors>);
         static CLOSER: OnceLock<Option<Closer>> = OnceLock::new();
@@ -298,7 +303,10 @@ mod events {
             let (sender, receiver) = mpsc::channel::<Descriptors>();
             std::thread::Builder::new()
                 .name("odbpack-close".into())
-                .spawn(move || receiver.into_iter().for_each(drop))
+                .spawn(move || {
+                    KEEP_LIBRARY_LOADED.with(|_| {});
+                    receiver.into_iter().for_each(drop);
+                })
                 .ok()
                 .map(|_| (std::process::id(), sender))
         });
@@ -310,6 +318,17 @@ mod events {
             }
             _ => drop(descriptors),
         }
+    }
+
+    /// A thread-local with a destructor, touched by the closer thread: see [`close_elsewhere`].
+    struct LibraryPin;
+
+    impl Drop for LibraryPin {
+        fn drop(&mut self) {}
+    }
+
+    thread_local! {
+        static KEEP_LIBRARY_LOADED: LibraryPin = const { LibraryPin };
     }
 
     /// One of the [`MAX_LIVE`] places, given back on drop.

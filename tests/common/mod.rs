@@ -69,6 +69,24 @@ fn pkg_config(args: &[&str]) -> Vec<String> {
 /// Compiles `examples/<name>.c` against `include/odbpack.h`, the cdylib and the system libgit2
 /// with `-std=c99 -Wall -Wextra -Wpedantic -Werror`; returns the binary (in `out_dir`).
 pub fn compile_example(name: &str, out_dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(format!("{name}.c"));
+    compile_c(&source, out_dir, Linking::Odbpack)
+}
+
+/// How a C program compiled by [`compile_c`] reaches libodbpack.so.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Linking {
+    /// Linked against it (`-lodbpack`, with an rpath to cargo's build).
+    Odbpack,
+    /// Not linked: the program loads it itself with `dlopen` (linked with `-ldl -lpthread`).
+    Dlopen,
+}
+
+/// Compiles the C program `source` into `out_dir` with the warnings of the shipped header's
+/// users turned into errors, against the system's libgit2.
+pub fn compile_c(source: &Path, out_dir: &Path, linking: Linking) -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let lib_dir = target_dir();
     assert!(
@@ -76,8 +94,10 @@ pub fn compile_example(name: &str, out_dir: &Path) -> PathBuf {
         "libodbpack.so built by cargo in {}",
         lib_dir.display()
     );
+    let name = source.file_stem().expect("a file name");
     let binary = out_dir.join(name);
-    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+    let mut command = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    command
         .args([
             "-std=c99",
             "-Wall",
@@ -88,16 +108,25 @@ pub fn compile_example(name: &str, out_dir: &Path) -> PathBuf {
         ])
         .arg(format!("-I{}", manifest.join("include").display()))
         .args(pkg_config(&["--cflags"]))
-        .arg(manifest.join("examples").join(format!("{name}.c")))
+        .arg(source)
         .arg("-o")
-        .arg(&binary)
-        .arg(format!("-L{}", lib_dir.display()))
-        .arg("-lodbpack")
-        .args(pkg_config(&["--libs"]))
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .status()
-        .expect("C compiler runs");
-    assert!(status.success(), "examples/{name}.c compiles cleanly");
+        .arg(&binary);
+    match linking {
+        Linking::Odbpack => {
+            command
+                .arg(format!("-L{}", lib_dir.display()))
+                .arg("-lodbpack")
+                .args(pkg_config(&["--libs"]))
+                .arg(format!("-Wl,-rpath,{}", lib_dir.display()));
+        }
+        Linking::Dlopen => {
+            command
+                .args(pkg_config(&["--libs"]))
+                .args(["-ldl", "-lpthread"]);
+        }
+    }
+    let status = command.status().expect("C compiler runs");
+    assert!(status.success(), "{} compiles cleanly", source.display());
     binary
 }
 
