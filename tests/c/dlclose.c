@@ -9,7 +9,6 @@
  * whatever the host does. Without them no thread of odbpack's is left, and dlclose unloads it
  * (which shows the probe can tell the two apart).
  */
-#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
