@@ -70,24 +70,22 @@ impl PendingMerge {
         }
     }
 
-    /// For a lookup: the merged index and the packs it left out, once built; builds it on the
-    /// lookup that earns it. `None` while the packs are to be probed one by one.
+    /// For a lookup: the merged index once built (built by the lookup that earns it), and the
+    /// packs to probe one by one besides it: all of them until then (or when they cannot be
+    /// merged), afterwards those the merge left out.
     #[inline]
-    pub fn for_lookup(&self) -> Option<&(MergedIndex, Vec<Arc<Pack>>)> {
-        if let Some(built) = self.built.get() {
-            return built.as_ref();
+    pub fn for_lookup(&self) -> (Option<&MergedIndex>, &[Arc<Pack>]) {
+        let built = match self.built.get() {
+            Some(built) => built,
+            None if self.lookups.fetch_add(1, AtomicOrdering::Relaxed) < MERGE_AFTER_LOOKUPS => {
+                return (None, &self.packs);
+            }
+            None => self.built.get_or_init(|| MergedIndex::build(&self.packs)),
+        };
+        match built {
+            Some((merged, left_out)) => (Some(merged), left_out),
+            None => (None, &self.packs),
         }
-        if self.lookups.fetch_add(1, AtomicOrdering::Relaxed) < MERGE_AFTER_LOOKUPS {
-            return None;
-        }
-        self.build()
-    }
-
-    /// The merged index, built now if it is not yet (`None` if the packs cannot be merged).
-    fn build(&self) -> Option<&(MergedIndex, Vec<Arc<Pack>>)> {
-        self.built
-            .get_or_init(|| MergedIndex::build(&self.packs))
-            .as_ref()
     }
 
     /// The merged index if it was built, without building it.

@@ -174,17 +174,12 @@ impl PackSet {
         }
         let mut every_index_searched = true;
         if let Some(merge) = &self.merged {
-            // Packs of the merge probed one by one: all of them until it is built, then those
-            // it left out.
-            let probed = match merge.for_lookup() {
-                Some((merged, left_out)) => {
-                    if let Some(position) = merged.find(oid) {
-                        return Some(Hit::Merged(merged, position));
-                    }
-                    left_out
-                }
-                None => &merge.packs,
-            };
+            let (merged, probed) = merge.for_lookup();
+            if let Some(merged) = merged
+                && let Some(position) = merged.find(oid)
+            {
+                return Some(Hit::Merged(merged, position));
+            }
             let positions = 0..probed.len();
             if let Some(hit) = probe(probed, positions, false, oid, &mut every_index_searched) {
                 return Some(hit);
@@ -294,20 +289,17 @@ impl PackSet {
                 }
             }
         }
-        let mut probed: &[Arc<Pack>] = &[];
-        if let Some(merge) = &self.merged {
-            match merge.for_lookup() {
-                Some((merged, left_out)) => {
-                    match merged.find_prefix(prefix) {
-                        PrefixMatch::None => {}
-                        PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
-                        PrefixMatch::One(position) => {
-                            accept(merged.oid_at(position), Hit::Merged(merged, position))?;
-                        }
-                    }
-                    probed = left_out;
+        let (merged, probed) = match &self.merged {
+            Some(merge) => merge.for_lookup(),
+            None => (None, &[][..]),
+        };
+        if let Some(merged) = merged {
+            match merged.find_prefix(prefix) {
+                PrefixMatch::None => {}
+                PrefixMatch::Ambiguous => return Err(ambiguous(prefix)),
+                PrefixMatch::One(position) => {
+                    accept(merged.oid_at(position), Hit::Merged(merged, position))?;
                 }
-                None => probed = &merge.packs,
             }
         }
         let probed = probed.iter().map(|pack| (pack, None));
