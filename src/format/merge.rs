@@ -247,26 +247,24 @@ mod tests {
         let a = VecPack(vec![(id(1, 0, 0), 0), (id(1, 0, 7), 0), (id(200, 3, 0), 0)]);
         let b = VecPack(vec![(id(1, 0, 7), 0), (id(1, 5, 0), 0), (id(200, 3, 0), 0)]);
         let c = VecPack(vec![(id(1, 0, 0), 0), (id(1, 5, 0), 0)]);
-        let merged = run(&[&a, &b, &c], vec![2, 0, 2]).expect("sorted");
-        assert_eq!(
-            merged,
-            vec![
-                (id(1, 0, 0), 0, 0),
-                (id(1, 0, 7), 1, 0),
-                (id(1, 5, 0), 1, 1),
-                (id(200, 3, 0), 1, 2),
-            ]
-        );
-        let merged = run(&[&a, &b, &c], vec![1, 1, 0]).expect("sorted");
-        assert_eq!(
-            merged,
-            vec![
-                (id(1, 0, 0), 2, 0),
-                (id(1, 0, 7), 0, 1),
-                (id(1, 5, 0), 2, 1),
-                (id(200, 3, 0), 0, 2),
-            ]
-        );
+        for (rank, expected) in [
+            (
+                vec![2, 0, 2],
+                [(0, 0), (1, 0), (1, 1), (1, 2)], // b (rank 0) wins; a beats c (same rank, earlier)
+            ),
+            (
+                vec![1, 1, 0],
+                [(2, 0), (0, 1), (2, 1), (0, 2)], // c wins; a beats b (same rank, earlier)
+            ),
+        ] {
+            let ids = [id(1, 0, 0), id(1, 0, 7), id(1, 5, 0), id(200, 3, 0)];
+            let expected: Vec<_> = ids
+                .into_iter()
+                .zip(expected)
+                .map(|(id, (pack, entry))| (id, pack, entry))
+                .collect();
+            assert_eq!(run(&[&a, &b, &c], rank).expect("sorted"), expected);
+        }
     }
 
     /// A pack whose ids repeat or go down, within a first byte or across, is reported at the
