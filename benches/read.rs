@@ -38,7 +38,8 @@
 //! commit), `ODBPACK_BENCH_MS` per measurement (default 400), `ODBPACK_BENCH_ROUNDS` (default
 //! 3), `ODBPACK_BENCH_CACHE_MB` (odbpack's delta-base cache budget, MiB),
 //! `ODBPACK_BENCH_ODB_CACHE=off` (turns off libgit2's object cache, `GIT_OPT_ENABLE_CACHING`, in
-//! front of both backends), and comma-separated filters
+//! front of both backends), `ODBPACK_BENCH_SHOW_ROUNDS=on` (every round's rate of each backend,
+//! in order, on stderr under its row: how much one measurement varies), and comma-separated filters
 //! `ODBPACK_BENCH_OPS`, `_CORPORA`, `_BACKENDS` (libgit2, odbpack), `_THREADS` (1, 2), `_STRICT`
 //! (off, on) — e.g. to profile one operation under callgrind (the children inherit the
 //! environment).
@@ -956,6 +957,7 @@ fn main() {
         .filter(|&b| wanted("ODBPACK_BENCH_BACKENDS", backend_name(b)))
         .collect();
     let rounds = env_usize("ODBPACK_BENCH_ROUNDS", 3).max(1);
+    let show_rounds = std::env::var("ODBPACK_BENCH_SHOW_ROUNDS").is_ok_and(|v| v == "on");
     let thread_counts: Vec<usize> = [1, 2]
         .into_iter()
         .filter(|t| wanted("ODBPACK_BENCH_THREADS", &t.to_string()))
@@ -1056,6 +1058,17 @@ fn main() {
                         cell(Backend::Libgit2),
                         cell(Backend::Odbpack)
                     );
+                    if show_rounds {
+                        for (backend, samples) in &rates {
+                            let listed: Vec<String> = samples.iter().map(|&r| human(r)).collect();
+                            eprintln!(
+                                "rounds of {} {threads} thread(s), {}: {}",
+                                op.name(),
+                                backend_name(*backend),
+                                listed.join(" ")
+                            );
+                        }
+                    }
                 }
             }
             let peaks: Vec<String> = children
