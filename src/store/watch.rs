@@ -295,20 +295,29 @@ mod events {
     /// The thread runs this library's code until the process ends, so a host that `dlclose`s
     /// the library must not unmap it: the thread registers a thread-local destructor first, and
     /// glibc keeps a library loaded while a live thread holds one of its destructors
-    /// (`tests/c/dlclose.c` checks it stays loaded).
+    /// (`tests/c/dlclose.c` checks it stays loaded). The caller waits until it has: the host may
+    /// unload the library as soon as this returns.
     fn close_elsewhere(descriptors: Descriptors) {
         type Closer = (u32, mpsc::Sender<Descriptors>);
         static CLOSER: OnceLock<Option<Closer>> = OnceLock::new();
         let closer = CLOSER.get_or_init(|| {
             let (sender, receiver) = mpsc::channel::<Descriptors>();
-            std::thread::Builder::new()
+            let (pinned, wait_for_pin) = mpsc::sync_channel::<()>(1);
+            let spawned = std::thread::Builder::new()
                 .name("odbpack-close".into())
                 .spawn(move || {
                     KEEP_LIBRARY_LOADED.with(|_| {});
+                    let _ = pinned.send(());
                     receiver.into_iter().for_each(drop);
                 })
-                .ok()
-                .map(|_| (std::process::id(), sender))
+                .ok()?;
+            // Not before the pin is in place: once this returns the host may `dlclose` the
+            // library, and a thread still on its way to the pin would run unmapped code. An
+            // `Err` means the thread ended without pinning (it cannot have, short of a panic),
+            // and then it runs nothing of ours either.
+            let _ = wait_for_pin.recv();
+            drop(spawned);
+            Some((std::process::id(), sender))
         });
         match closer {
             Some((pid, sender)) if *pid == std::process::id() => {
