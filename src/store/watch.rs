@@ -303,7 +303,8 @@ mod events {
         let closer = CLOSER.get_or_init(|| {
             let (sender, receiver) = mpsc::channel::<Descriptors>();
             let (pinned, wait_for_pin) = mpsc::sync_channel::<()>(1);
-            let spawned = std::thread::Builder::new()
+            // The handle is dropped at once: the thread is detached.
+            std::thread::Builder::new()
                 .name("odbpack-close".into())
                 .spawn(move || {
                     KEEP_LIBRARY_LOADED.with(|_| {});
@@ -316,7 +317,6 @@ mod events {
             // `Err` means the thread ended without pinning (it cannot have, short of a panic),
             // and then it runs nothing of ours either.
             let _ = wait_for_pin.recv();
-            drop(spawned);
             Some((std::process::id(), sender))
         });
         match closer {
