@@ -85,6 +85,10 @@ impl fmt::Debug for ObjectId {
 pub struct Prefix {
     id: ObjectId,
     hex_len: usize,
+    /// `id` as [`leading_u64`] and [`trailing`] words, and the masks that keep the first
+    /// `hex_len` digits of such words: computed once here, not in every comparison.
+    words: (u64, (u64, u32)),
+    masks: (u64, (u64, u32)),
 }
 
 impl Prefix {
@@ -93,16 +97,20 @@ impl Prefix {
         if !(MIN_PREFIX_HEX_LEN..=HEX_LEN).contains(&hex_len) {
             return None;
         }
-        let (head, tail) = split(&id.0);
-        let (head_mask, tail_mask) = masks(hex_len);
+        let masks = masks(hex_len);
+        let (leading, (middle, last)) = (leading_u64(&id.0), trailing(&id.0));
+        let words = (leading & masks.0, (middle & masks.1.0, last & masks.1.1));
         let mut masked = ObjectId::ZERO;
-        // Two whole-word stores, not a byte loop: the id is copied on as two words right
-        // after, and a wide load of bytes just stored one by one stalls the CPU.
-        masked.0[..16].copy_from_slice(&(head & head_mask).to_be_bytes());
-        masked.0[16..].copy_from_slice(&(tail & tail_mask).to_be_bytes());
+        // Whole-word stores, not a byte loop: the id is copied on as words right after, and a
+        // wide load of bytes just stored one by one stalls the CPU.
+        masked.0[..8].copy_from_slice(&words.0.to_be_bytes());
+        masked.0[8..16].copy_from_slice(&words.1.0.to_be_bytes());
+        masked.0[16..].copy_from_slice(&words.1.1.to_be_bytes());
         Some(Prefix {
             id: masked,
             hex_len,
+            words,
+            masks,
         })
     }
 
@@ -116,10 +124,7 @@ impl Prefix {
             let nibble = (c as char).to_digit(16)? as u8;
             id.0[i / 2] |= if i % 2 == 0 { nibble << 4 } else { nibble };
         }
-        Some(Prefix {
-            id,
-            hex_len: hex.len(),
-        })
+        Prefix::new(id, hex.len())
     }
 
     /// The prefix bits, zero-padded to a full id; also the smallest id the prefix matches.
@@ -137,43 +142,69 @@ impl Prefix {
         self.hex_len == HEX_LEN
     }
 
+    /// [`Prefix::id`] as [`leading_u64`] and [`trailing`] words, the form id tables compare.
+    #[inline]
+    pub(crate) fn words(&self) -> (u64, (u64, u32)) {
+        self.words
+    }
+
     /// Orders `candidate` (a raw id) against the prefix: `Equal` when the candidate starts
-    /// with it. Compares masked words, as the id is already masked.
+    /// with it.
     pub fn cmp_candidate(&self, candidate: &[u8; HASH_LEN]) -> Ordering {
-        let (head, tail) = split(candidate);
-        let (prefix_head, prefix_tail) = split(&self.id.0);
-        let (head_mask, tail_mask) = masks(self.hex_len);
-        (head & head_mask)
-            .cmp(&prefix_head)
-            .then_with(|| (tail & tail_mask).cmp(&prefix_tail))
+        let (leading_mask, (middle_mask, last_mask)) = self.masks;
+        let (middle, last) = trailing(candidate);
+        (leading_u64(candidate) & leading_mask)
+            .cmp(&self.words.0)
+            .then_with(|| (middle & middle_mask, last & last_mask).cmp(&self.words.1))
     }
 
     /// Whether `candidate` (a raw id) starts with this prefix.
+    #[inline]
     pub fn matches(&self, candidate: &[u8; HASH_LEN]) -> bool {
-        self.cmp_candidate(candidate) == Ordering::Equal
+        let (leading_mask, (middle_mask, last_mask)) = self.masks;
+        let (middle, last) = trailing(candidate);
+        leading_u64(candidate) & leading_mask == self.words.0
+            && (middle & middle_mask, last & last_mask) == self.words.1
     }
 }
 
-/// An id as two big-endian integers, bytes 0..16 and 16..20: compared in this order they order
-/// like the bytes.
+/// The first eight bytes of an id as a big-endian integer (orders like the bytes).
 #[inline]
-fn split(id: &[u8; HASH_LEN]) -> (u128, u32) {
-    let (head, tail) = id.split_first_chunk::<16>().expect("20 bytes hold 16");
-    let tail: [u8; 4] = *tail.first_chunk().expect("and 4 more");
-    (u128::from_be_bytes(*head), u32::from_be_bytes(tail))
+pub(crate) fn leading_u64(id: &[u8]) -> u64 {
+    let mut leading = [0u8; 8];
+    leading.copy_from_slice(&id[..8]);
+    u64::from_be_bytes(leading)
 }
 
-/// Masks over [`split`]'s two words keeping the first `hex_len` (4..=40) hex digits.
+/// The last twelve bytes of an id as big-endian integers (ordered like the bytes): two loads
+/// and compares where a slice compare calls `memcmp`. Id tables compare ids as [`leading_u64`]
+/// then these: the first eight bytes decide almost every comparison, and a `u128` compare loads
+/// and subtracts both halves every time.
 #[inline]
-fn masks(hex_len: usize) -> (u128, u32) {
+pub(crate) fn trailing(id: &[u8; HASH_LEN]) -> (u64, u32) {
+    let (middle, last) = id[8..].split_at(8);
+    let mut middle_bytes = [0u8; 8];
+    middle_bytes.copy_from_slice(middle);
+    let mut last_bytes = [0u8; 4];
+    last_bytes.copy_from_slice(last);
+    (
+        u64::from_be_bytes(middle_bytes),
+        u32::from_be_bytes(last_bytes),
+    )
+}
+
+/// Masks over [`leading_u64`] and [`trailing`]'s words keeping the first `hex_len` (4..=40)
+/// hex digits.
+fn masks(hex_len: usize) -> (u64, (u64, u32)) {
     let bits = (hex_len * 4) as u32;
+    // The first 128 bits' mask as one word, split after: no branch per word.
     let head = u128::MAX
         .checked_shl(128u32.saturating_sub(bits))
         .unwrap_or(0);
-    let tail = u32::MAX
+    let last = u32::MAX
         .checked_shl(160u32.saturating_sub(bits))
         .unwrap_or(0);
-    (head, tail)
+    ((head >> 64) as u64, (head as u64, last))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use super::{PrefixMatch, be_u32};
-use crate::oid::{HASH_LEN, ObjectId, Prefix};
+use crate::oid::{HASH_LEN, ObjectId, Prefix, leading_u64, trailing};
 
 /// Size in bytes of a fanout table.
 pub const FANOUT_LEN: usize = 256 * 4;
@@ -58,31 +58,6 @@ pub fn parse_fanout(bytes: &[u8]) -> Result<[u32; 256], FanoutError> {
         previous = value;
     }
     Ok(fanout)
-}
-
-/// The first eight bytes of an id as a big-endian integer (orders like the bytes).
-#[inline]
-pub(super) fn leading_u64(id: &[u8]) -> u64 {
-    let mut leading = [0u8; 8];
-    leading.copy_from_slice(&id[..8]);
-    u64::from_be_bytes(leading)
-}
-
-/// The last twelve bytes of an id as big-endian integers (ordered like the bytes): two loads
-/// and compares where a slice compare calls `memcmp`. Lookups compare ids as `leading_u64`
-/// then these, not as `oid::split`'s `u128` and `u32`: the first eight bytes decide almost
-/// every comparison, and a `u128` compare loads and subtracts both halves every time.
-#[inline]
-pub(super) fn trailing(id: &[u8; HASH_LEN]) -> (u64, u32) {
-    let (middle, last) = id[8..].split_at(8);
-    let mut middle_bytes = [0u8; 8];
-    middle_bytes.copy_from_slice(middle);
-    let mut last_bytes = [0u8; 4];
-    last_bytes.copy_from_slice(last);
-    (
-        u64::from_be_bytes(middle_bytes),
-        u32::from_be_bytes(last_bytes),
-    )
 }
 
 /// Tables with fewer ids never get a fine fanout: their first-byte buckets hold a few dozen ids
@@ -245,17 +220,21 @@ impl<'a> SortedIds<'a> {
         (lo.min(hi), hi)
     }
 
-    /// Range of positions to bisect for an id whose leading eight bytes are `target`: its fine
-    /// bucket when the table has one, else its first-byte bucket. Clamped to the table.
+    /// Range of positions to search for an id whose leading eight bytes are `target`: its fine
+    /// bucket when the table has one, else its first-byte bucket. Clamped to the table. Also
+    /// how many leading bits every id of the range shares with `target`.
     #[inline]
-    fn candidates(&self, target: u64) -> (usize, usize) {
+    fn candidates(&self, target: u64) -> (usize, usize, u32) {
         match self.fanout.fine(self.ids) {
             Some(fine) => {
                 let (lo, hi) = fine.range(target);
                 let hi = hi.min(self.len());
-                (lo.min(hi), hi)
+                (lo.min(hi), hi, fine.bits)
             }
-            None => self.bucket((target >> 56) as u8),
+            None => {
+                let (lo, hi) = self.bucket((target >> 56) as u8);
+                (lo, hi, 8)
+            }
         }
     }
 
@@ -275,7 +254,7 @@ impl<'a> SortedIds<'a> {
     #[inline]
     pub fn find(&self, oid: &ObjectId) -> Option<usize> {
         let target = leading_u64(&oid.0);
-        let (lo, hi) = self.candidates(target);
+        let (lo, hi, _) = self.candidates(target);
         let wanted = trailing(&oid.0);
         let candidates = self.ids.get(lo..hi)?;
         if candidates.len() <= 4 {
@@ -294,30 +273,45 @@ impl<'a> SortedIds<'a> {
             .map(|position| lo + position)
     }
 
-    /// First position whose id is `>= prefix.id()`, and the end of the prefix's first-byte
-    /// bucket (no match lies past it). The search runs in the start id's fine bucket when there
-    /// is one: if no id there is `>=` the start, the first id of the next bucket is the answer,
-    /// and that is where the search ends.
+    /// First position whose id is `>= prefix.id()`, and the end of the range where ids starting
+    /// with the prefix can lie. The search runs in the start id's bucket (the fine one when there
+    /// is one): if no id there is `>=` the start, the first id of the next bucket is the answer.
+    /// A prefix at least as long as the bits a bucket's ids share has all its matches in the
+    /// bucket, so the range ends with it and the id after the bucket, often on another cache
+    /// line, is never read; a shorter one's range ends with its first-byte bucket.
     fn lower_bound(&self, prefix: &Prefix) -> (usize, usize) {
-        let start = prefix.id();
-        let target = leading_u64(&start.0);
-        let wanted = trailing(&start.0);
-        let (_, bucket_hi) = self.bucket(start.0[0]);
-        let (lo, hi) = self.candidates(target);
+        let (target, wanted) = prefix.words();
+        let (lo, hi, shared_bits) = self.candidates(target);
+        let end = if prefix.hex_len() * 4 >= shared_bits as usize {
+            hi
+        } else {
+            self.bucket(prefix.id().0[0]).1
+        };
         let below = self.ids.get(lo..hi).map_or(0, |candidates| {
-            candidates.partition_point(|id| (leading_u64(id), trailing(id)) < (target, wanted))
+            let below_start =
+                |id: &[u8; HASH_LEN]| (leading_u64(id), trailing(id)) < (target, wanted);
+            // As in `find`: a fine bucket holds one or two ids, fewer instructions to scan than
+            // to bisect.
+            if candidates.len() <= 4 {
+                candidates
+                    .iter()
+                    .position(|id| !below_start(id))
+                    .unwrap_or(candidates.len())
+            } else {
+                candidates.partition_point(below_start)
+            }
         });
-        (lo + below, bucket_hi)
+        (lo + below, end)
     }
 
     /// Looks a prefix up: none, exactly one position, or ambiguous (ids here are unique, so two
     /// matches are two distinct objects).
     pub fn find_prefix(&self, prefix: &Prefix) -> PrefixMatch {
-        let (first, bucket_end) = self.lower_bound(prefix);
-        if first >= bucket_end || !prefix.matches(self.id_at(first)) {
+        let (first, end) = self.lower_bound(prefix);
+        if first >= end || !prefix.matches(self.id_at(first)) {
             return PrefixMatch::None;
         }
-        if first + 1 < bucket_end && prefix.matches(self.id_at(first + 1)) {
+        if first + 1 < end && prefix.matches(self.id_at(first + 1)) {
             return PrefixMatch::Ambiguous;
         }
         PrefixMatch::One(first)
@@ -434,28 +428,31 @@ pub(super) mod tests {
         }
         for (i, id) in ids.iter().enumerate().step_by(41) {
             for hex_len in [4, 5, 7, 12, 16, 17, 40] {
-                let prefix = Prefix::new(ObjectId(*id), hex_len).expect("valid length");
-                let first = ids.partition_point(|other| other < &prefix.id().0);
-                let matches = ids[first..]
-                    .iter()
-                    .take(2)
-                    // Independent of `Prefix::matches`: the hex digits themselves.
-                    .filter(|other| {
-                        ObjectId(**other)
-                            .to_hex()
-                            .starts_with(&ObjectId(*id).to_hex()[..hex_len])
-                    })
-                    .count();
-                let expected = match matches {
-                    0 => PrefixMatch::None,
-                    1 => PrefixMatch::One(first),
-                    _ => PrefixMatch::Ambiguous,
-                };
-                assert_eq!(
-                    sorted.find_prefix(&prefix),
-                    expected,
-                    "id {i} prefix {hex_len}"
-                );
+                // The id's own prefix, and the prefix with its last digit changed: one that
+                // often matches nothing, or starts past every id of its bucket.
+                let mut changed = *id;
+                changed[(hex_len - 1) / 2] ^= if hex_len % 2 == 1 { 0x10 } else { 0x01 };
+                for start in [*id, changed] {
+                    let prefix = Prefix::new(ObjectId(start), hex_len).expect("valid length");
+                    let digits = &ObjectId(start).to_hex()[..hex_len];
+                    let first = ids.partition_point(|other| other < &prefix.id().0);
+                    let matches = ids[first..]
+                        .iter()
+                        .take(2)
+                        // Independent of `Prefix::matches`: the hex digits themselves.
+                        .filter(|other| ObjectId(**other).to_hex().starts_with(digits))
+                        .count();
+                    let expected = match matches {
+                        0 => PrefixMatch::None,
+                        1 => PrefixMatch::One(first),
+                        _ => PrefixMatch::Ambiguous,
+                    };
+                    assert_eq!(
+                        sorted.find_prefix(&prefix),
+                        expected,
+                        "id {i} prefix {digits}"
+                    );
+                }
             }
         }
     }

@@ -8,9 +8,8 @@
 //! sort stays in the CPU cache, and ids compare as integers, never as byte slices: far cheaper
 //! than one sort of every entry, or a heap over one cursor per pack.
 
-use super::fanout::{leading_u64, trailing};
 use super::midx::PackEntries;
-use crate::oid::{HASH_LEN, ObjectId};
+use crate::oid::{HASH_LEN, ObjectId, leading_u64, trailing};
 
 /// The winning copy of one object.
 #[derive(Clone, Copy, Debug)]
