@@ -64,6 +64,14 @@ pub fn parse_fanout(bytes: &[u8]) -> Result<[u32; 256], FanoutError> {
 /// at most, and the whole table stays in the CPU cache.
 const FINE_MIN_IDS: usize = 1 << 14;
 
+/// A fine bucket holds `2^FINE_BUCKET_IDS_LOG2` ids at most on average, half that at least.
+const FINE_BUCKET_IDS_LOG2: u32 = 4;
+
+/// Buckets of up to this many ids are scanned, bigger ones bisected: a fine bucket rarely holds
+/// more (its size has a mean of 8 to 16), a first-byte bucket of a table too small for a fine
+/// fanout often does.
+const SCAN_MAX_IDS: usize = 32;
+
 /// A fine fanout is built once a table has served `ids / FINE_LOOKUPS_DIVISOR` lookups:
 /// building reads every id once, and each later lookup saves most of a bisection's cache misses
 /// (a one-shot process looking a few ids up never pays for it).
@@ -117,11 +125,15 @@ impl Fanout {
     }
 }
 
-/// Where each run of ids sharing their leading `bits` bits starts: a fanout over between half as
-/// many and as many buckets as there are ids, so a lookup bisects one or two ids where a
-/// first-byte bucket of a 200k-id table holds 800. Those bisection steps are the cache misses of
-/// a lookup in a table larger than the CPU caches; this table (2 to 4 bytes an id) is touched
-/// once.
+/// Where each run of ids sharing their leading `bits` bits starts: one bucket for every 8 to 16
+/// ids, so a lookup reads one entry here and then scans a bucket of a few adjacent cache lines
+/// of ids, where a first-byte bucket of a 200k-id table holds 800 to bisect.
+///
+/// Why buckets this size: the table must stay in the CPU cache while lookups stream through an
+/// id table that does not (here 4 bytes every ~12 ids: 64 KiB for 200k ids, 32 MiB for 100M),
+/// and a scan issues its loads at once where a bisection makes each wait for the one before.
+/// With a bucket for every one or two ids (2 to 4 bytes an id) this table missed the cache on
+/// its own, a second miss in every lookup.
 #[derive(Debug)]
 struct FineFanout {
     bits: u32,
@@ -136,9 +148,9 @@ impl FineFanout {
     /// position: entries only grow and are capped by the id count.
     fn build(ids: &[[u8; HASH_LEN]]) -> Option<FineFanout> {
         let len = u32::try_from(ids.len()).ok()?;
-        // One or two ids a bucket: ceil(log2(len)) - 1 bits, at most 2^24 buckets (64 MiB).
+        // 8 to 16 ids a bucket: ceil(log2(len)) - 4 bits, at most 2^24 buckets (64 MiB).
         let bits = (u32::BITS - len.saturating_sub(1).leading_zeros())
-            .saturating_sub(1)
+            .saturating_sub(FINE_BUCKET_IDS_LOG2)
             .clamp(8, 24);
         let buckets = 1usize << bits;
         let mut starts = Vec::new();
@@ -238,13 +250,28 @@ impl<'a> SortedIds<'a> {
         }
     }
 
-    /// Position of `oid`, if present: fanout bucket (the fine one if built), then a scan of
-    /// the few ids a fine bucket holds, or a binary search of a bigger bucket. Ids compare as
-    /// three integers (eight, eight and four bytes): the first decides almost every probe.
+    /// Position of `oid`, if present: fanout bucket (the fine one if built), then the first id of
+    /// the bucket not below `oid` (see [`SortedIds::first_not_below`]), compared with it. Ids
+    /// compare as three integers (eight, eight and four bytes): the first decides almost every
+    /// comparison.
+    #[inline]
+    pub fn find(&self, oid: &ObjectId) -> Option<usize> {
+        let target = leading_u64(&oid.0);
+        let wanted = trailing(&oid.0);
+        let (lo, hi, _) = self.candidates(target);
+        let position = self.first_not_below(lo, hi, target, wanted);
+        let id = self.ids.get(position)?;
+        (leading_u64(id) == target && trailing(id) == wanted).then_some(position)
+    }
+
+    /// The first position in `lo..hi` whose id is not below (`target`, `wanted`) (an id's
+    /// [`leading_u64`] and [`trailing`] words), `hi` if none is: a scan of a bucket of up to
+    /// [`SCAN_MAX_IDS`] ids, a bisection of a bigger one.
     ///
-    /// The scan: a fine bucket holds one or two ids on average, and testing each for equality
-    /// takes fewer instructions than bisecting them (counted with callgrind on `git_odb_exists`,
-    /// the read bench's MIDX corpus).
+    /// The scan's loads do not depend on each other, so the CPU runs those of a bucket's few
+    /// cache lines at once, where each bisection step waits for the last (the read bench's
+    /// 1-pack lookups ran about twice as fast when fine buckets grew from 1-2 ids to 8-16 and were
+    /// scanned instead of bisected).
     ///
     /// Plain bisection, not interpolation: the first probes of every search in a bucket land on
     /// the same few entries, which stay in the CPU cache, while interpolated guesses land
@@ -252,25 +279,20 @@ impl<'a> SortedIds<'a> {
     /// read bench's one-pack corpus, two interpolation steps first made lookups a few percent
     /// slower, not faster.
     #[inline]
-    pub fn find(&self, oid: &ObjectId) -> Option<usize> {
-        let target = leading_u64(&oid.0);
-        let (lo, hi, _) = self.candidates(target);
-        let wanted = trailing(&oid.0);
-        let candidates = self.ids.get(lo..hi)?;
-        if candidates.len() <= 4 {
-            return candidates
+    fn first_not_below(&self, lo: usize, hi: usize, target: u64, wanted: (u64, u32)) -> usize {
+        let Some(candidates) = self.ids.get(lo..hi) else {
+            return hi;
+        };
+        let below = |id: &[u8; HASH_LEN]| (leading_u64(id), trailing(id)) < (target, wanted);
+        let offset = if candidates.len() <= SCAN_MAX_IDS {
+            candidates
                 .iter()
-                .position(|id| leading_u64(id) == target && trailing(id) == wanted)
-                .map(|position| lo + position);
-        }
-        candidates
-            .binary_search_by(|id| {
-                leading_u64(id)
-                    .cmp(&target)
-                    .then_with(|| trailing(id).cmp(&wanted))
-            })
-            .ok()
-            .map(|position| lo + position)
+                .position(|id| !below(id))
+                .unwrap_or(candidates.len())
+        } else {
+            candidates.partition_point(below)
+        };
+        lo + offset
     }
 
     /// First position whose id is `>= prefix.id()`, and the end of the range where ids starting
@@ -287,21 +309,7 @@ impl<'a> SortedIds<'a> {
         } else {
             self.bucket(prefix.id().0[0]).1
         };
-        let below = self.ids.get(lo..hi).map_or(0, |candidates| {
-            let below_start =
-                |id: &[u8; HASH_LEN]| (leading_u64(id), trailing(id)) < (target, wanted);
-            // As in `find`: a fine bucket holds one or two ids, fewer instructions to scan than
-            // to bisect.
-            if candidates.len() <= 4 {
-                candidates
-                    .iter()
-                    .position(|id| !below_start(id))
-                    .unwrap_or(candidates.len())
-            } else {
-                candidates.partition_point(below_start)
-            }
-        });
-        (lo + below, end)
+        (self.first_not_below(lo, hi, target, wanted), end)
     }
 
     /// Looks a prefix up: none, exactly one position, or ambiguous (ids here are unique, so two
@@ -414,10 +422,10 @@ pub(super) mod tests {
         ids
     }
 
-    /// Checks `sorted` against a search of the sorted `ids` themselves: every present id, ids
-    /// just beside them, and prefixes of several lengths.
-    fn check_against_reference(ids: &[[u8; HASH_LEN]], sorted: SortedIds<'_>) {
-        for (i, id) in ids.iter().enumerate() {
+    /// Checks `sorted` against a search of the sorted `ids` themselves: every `step`th id and
+    /// ids just beside it, and prefixes of several lengths of every `41 * step`th.
+    fn check_against_reference(ids: &[[u8; HASH_LEN]], sorted: SortedIds<'_>, step: usize) {
+        for (i, id) in ids.iter().enumerate().step_by(step) {
             assert_eq!(sorted.find(&ObjectId(*id)), Some(i));
             let mut beside = *id;
             beside[19] ^= 1;
@@ -426,35 +434,40 @@ pub(super) mod tests {
                 ids.binary_search(&beside).ok()
             );
         }
-        for (i, id) in ids.iter().enumerate().step_by(41) {
+        for (i, id) in ids.iter().enumerate().step_by(41 * step) {
             for hex_len in [4, 5, 7, 12, 16, 17, 40] {
                 // The id's own prefix, and the prefix with its last digit changed: one that
                 // often matches nothing, or starts past every id of its bucket.
                 let mut changed = *id;
                 changed[(hex_len - 1) / 2] ^= if hex_len % 2 == 1 { 0x10 } else { 0x01 };
                 for start in [*id, changed] {
-                    let prefix = Prefix::new(ObjectId(start), hex_len).expect("valid length");
                     let digits = &ObjectId(start).to_hex()[..hex_len];
-                    let first = ids.partition_point(|other| other < &prefix.id().0);
-                    let matches = ids[first..]
-                        .iter()
-                        .take(2)
-                        // Independent of `Prefix::matches`: the hex digits themselves.
-                        .filter(|other| ObjectId(**other).to_hex().starts_with(digits))
-                        .count();
-                    let expected = match matches {
-                        0 => PrefixMatch::None,
-                        1 => PrefixMatch::One(first),
-                        _ => PrefixMatch::Ambiguous,
-                    };
-                    assert_eq!(
-                        sorted.find_prefix(&prefix),
-                        expected,
-                        "id {i} prefix {digits}"
-                    );
+                    check_prefix(ids, sorted, digits, &format!("id {i}"));
                 }
             }
         }
+    }
+
+    /// Checks `sorted`'s answer for the prefix `digits` against the hex digits of the ids.
+    fn check_prefix(ids: &[[u8; HASH_LEN]], sorted: SortedIds<'_>, digits: &str, what: &str) {
+        let prefix = Prefix::from_hex(digits).expect("valid prefix");
+        let first = ids.partition_point(|other| other < &prefix.id().0);
+        let matches = ids[first..]
+            .iter()
+            .take(2)
+            // Independent of `Prefix::matches`: the hex digits themselves.
+            .filter(|other| ObjectId(**other).to_hex().starts_with(digits))
+            .count();
+        let expected = match matches {
+            0 => PrefixMatch::None,
+            1 => PrefixMatch::One(first),
+            _ => PrefixMatch::Ambiguous,
+        };
+        assert_eq!(
+            sorted.find_prefix(&prefix),
+            expected,
+            "{what}: prefix {digits}"
+        );
     }
 
     /// Bisection of first-byte buckets, and of fine buckets, agrees with a search of the ids
@@ -465,19 +478,32 @@ pub(super) mod tests {
         let raw = ids.concat();
         let plain = Fanout::new(counts(&ids));
         assert!(plain.fine.get().is_none());
-        check_against_reference(&ids, SortedIds::new(&plain, &raw));
+        check_against_reference(&ids, SortedIds::new(&plain, &raw), 1);
         // The lookups above were enough to earn the fine fanout; answers stay the same with it.
         assert!(plain.fine.get().is_some_and(Option::is_some));
-        check_against_reference(&ids, SortedIds::new(&plain, &raw));
+        check_against_reference(&ids, SortedIds::new(&plain, &raw), 1);
         let fine = Fanout::with_fine(counts(&ids), &raw);
-        check_against_reference(&ids, SortedIds::new(&fine, &raw));
+        check_against_reference(&ids, SortedIds::new(&fine, &raw), 1);
     }
 
-    /// With more than 2^17 ids the fine buckets are narrower than a 4-hex prefix: a prefix's
-    /// matches can start in the bucket after its start id's.
+    /// With more than 2^20 ids the fine buckets are narrower than a 4-hex prefix: a prefix's
+    /// matches can start in the bucket after its start id's, or continue there.
     #[test]
     fn short_prefixes_span_fine_buckets() {
-        let ids = random_ids(140_000);
+        let mut ids = random_ids(1_200_000);
+        // A 4-hex prefix spans two fine buckets here. Of every 16th prefix the lower bucket is
+        // emptied (its matches all lie in the upper one); of the prefix 8 after it, the lower
+        // bucket keeps one id (a second match lies in the upper one).
+        let four_hex = |id: &[u8; HASH_LEN]| u16::from_be_bytes([id[0], id[1]]);
+        let mut kept_one_of = None;
+        ids.retain(|id| {
+            let (prefix, in_lower_bucket) = (four_hex(id), id[2] < 0x80);
+            match prefix % 16 {
+                0 if in_lower_bucket => false,
+                8 if in_lower_bucket => kept_one_of.replace(prefix) != Some(prefix),
+                _ => true,
+            }
+        });
         let raw = ids.concat();
         let fanout = Fanout::with_fine(counts(&ids), &raw);
         let bits = fanout
@@ -486,8 +512,12 @@ pub(super) mod tests {
             .and_then(Option::as_ref)
             .expect("built")
             .bits;
-        assert!(bits > 16, "{bits} bits");
-        check_against_reference(&ids, SortedIds::new(&fanout, &raw));
+        assert_eq!(bits, 17);
+        let sorted = SortedIds::new(&fanout, &raw);
+        check_against_reference(&ids, sorted, 97);
+        for prefix in (0..=u16::MAX).step_by(8) {
+            check_prefix(&ids, sorted, &format!("{prefix:04x}"), "thinned bucket");
+        }
     }
 
     /// Ids out of order (a corrupt file) give wrong answers at worst, never a position out of
