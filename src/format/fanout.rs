@@ -7,7 +7,7 @@
 //! so lookups need no further checks beyond slice bounds.
 //!
 //! A table that serves many lookups also gets a finer fanout, built in memory ([`Fanout`]): a
-//! lookup then compares a handful of ids instead of bisecting a whole first-byte bucket.
+//! lookup then scans a bucket of a dozen ids instead of bisecting a whole first-byte bucket.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
@@ -78,7 +78,7 @@ const SCAN_MAX_IDS: usize = 32;
 const FINE_LOOKUPS_DIVISOR: usize = 4;
 
 /// A file's 256-entry fanout, plus the finer one a busy table gets: a table of where each run
-/// of ids sharing their leading bits starts, a bucket for every one or two ids.
+/// of ids sharing their leading bits starts, a bucket for every 8 to 16 ids.
 #[derive(Debug)]
 pub struct Fanout {
     counts: [u32; 256],
@@ -270,8 +270,8 @@ impl<'a> SortedIds<'a> {
     ///
     /// The scan's loads do not depend on each other, so the CPU runs those of a bucket's few
     /// cache lines at once, where each bisection step waits for the last (the read bench's
-    /// 1-pack lookups ran about twice as fast when fine buckets grew from 1-2 ids to 8-16 and were
-    /// scanned instead of bisected).
+    /// 1-pack `exists` ran more than twice as fast when fine buckets grew from 1-2 ids to 8-16
+    /// and were scanned instead of bisected).
     ///
     /// Plain bisection, not interpolation: the first probes of every search in a bucket land on
     /// the same few entries, which stay in the CPU cache, while interpolated guesses land

@@ -8,15 +8,15 @@
 //! — what a MIDX file holds, built in memory from the `.idx` files — and every lookup is one
 //! search, however many packs there are.
 //!
-//! It costs 28 bytes an object (the id and where it lives), plus 2 to 4 for its fine fanout
-//! (built at once: see [`crate::format::fanout::Fanout`]). Building it merges the packs' sorted
-//! ids one first byte at a time, as a MIDX write does ([`crate::format::merge`]), and copies
-//! them out of the `.idx` maps, so a rebuild reads no file again. It is built by the lookup that
-//! earns it ([`MERGE_AFTER_LOOKUPS`] into a snapshot: see [`PendingMerge`]); the ones before
-//! probe the packs one by one. Later snapshots reuse it (built or pending) while all of its
-//! packs are still there, and probe newer packs one by one until there are [`MERGE_AT_PACKS`]
-//! of those. Above [`MERGE_MAX_OBJECTS`] nothing is merged: a repository that big should have a
-//! MIDX file (`git multi-pack-index write`, `git maintenance`).
+//! It costs 28 bytes an object (the id and where it lives), plus a fraction of a byte for its
+//! fine fanout (built at once: see [`crate::format::fanout::Fanout`]). Building it merges the
+//! packs' sorted ids one first byte at a time, as a MIDX write does ([`crate::format::merge`]),
+//! and copies them out of the `.idx` maps, so a rebuild reads no file again. It is built by the
+//! lookup that earns it ([`MERGE_AFTER_LOOKUPS`] into a snapshot: see [`PendingMerge`]); the
+//! ones before probe the packs one by one. Later snapshots reuse it (built or pending) while all
+//! of its packs are still there, and probe newer packs one by one until there are
+//! [`MERGE_AT_PACKS`] of those. Above [`MERGE_MAX_OBJECTS`] nothing is merged: a repository that
+//! big should have a MIDX file (`git multi-pack-index write`, `git maintenance`).
 
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, OnceLock};
