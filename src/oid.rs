@@ -151,20 +151,24 @@ impl Prefix {
     /// Orders `candidate` (a raw id) against the prefix: `Equal` when the candidate starts
     /// with it.
     pub fn cmp_candidate(&self, candidate: &[u8; HASH_LEN]) -> Ordering {
-        let (leading_mask, (middle_mask, last_mask)) = self.masks;
-        let (middle, last) = trailing(candidate);
-        (leading_u64(candidate) & leading_mask)
-            .cmp(&self.words.0)
-            .then_with(|| (middle & middle_mask, last & last_mask).cmp(&self.words.1))
+        self.masked_words(candidate).cmp(&self.words)
     }
 
     /// Whether `candidate` (a raw id) starts with this prefix.
     #[inline]
     pub fn matches(&self, candidate: &[u8; HASH_LEN]) -> bool {
+        self.masked_words(candidate) == self.words
+    }
+
+    /// `candidate`'s words with every digit past the prefix cleared (they order like the bytes).
+    #[inline]
+    fn masked_words(&self, candidate: &[u8; HASH_LEN]) -> (u64, (u64, u32)) {
         let (leading_mask, (middle_mask, last_mask)) = self.masks;
         let (middle, last) = trailing(candidate);
-        leading_u64(candidate) & leading_mask == self.words.0
-            && (middle & middle_mask, last & last_mask) == self.words.1
+        (
+            leading_u64(candidate) & leading_mask,
+            (middle & middle_mask, last & last_mask),
+        )
     }
 }
 
