@@ -251,7 +251,7 @@ impl<'a> SortedIds<'a> {
     }
 
     /// Position of `oid`, if present: fanout bucket (the fine one if built), then the first id of
-    /// the bucket not below `oid` (see [`SortedIds::first_not_below`]), compared with it. Ids
+    /// the bucket not below `oid` (see `SortedIds::first_not_below`), compared with it. Ids
     /// compare as three integers (eight, eight and four bytes): the first decides almost every
     /// comparison.
     #[inline]
