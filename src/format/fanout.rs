@@ -378,6 +378,49 @@ pub(super) mod tests {
         assert_eq!(sorted.find_prefix(&p("0001")), PrefixMatch::One(0));
     }
 
+    /// Ids that share their leading eight bytes differ in the words after them: a bucket small
+    /// enough to be scanned and one big enough to be bisected find them alike.
+    #[test]
+    fn ids_sharing_their_leading_word() {
+        for count in [5usize, 40] {
+            let shared = |n: usize| {
+                let mut id = [0x20u8; HASH_LEN];
+                id[12] = (n / 4) as u8;
+                id[19] = (n % 4) as u8 * 2;
+                id
+            };
+            let ids: Vec<[u8; HASH_LEN]> = (0..count).map(shared).collect();
+            assert!(ids.is_sorted());
+            let (fanout, raw) = table(&ids);
+            let sorted = SortedIds::new(&fanout, &raw);
+            for (i, one) in ids.iter().enumerate() {
+                assert_eq!(sorted.find(&ObjectId(*one)), Some(i), "{count} ids");
+                let mut odd = *one;
+                odd[19] += 1;
+                assert_eq!(sorted.find(&ObjectId(odd)), None, "{count} ids");
+            }
+            // 25 digits end inside the middle word: ids 0 to 3 share them, and so on.
+            let p = |hex: &str| Prefix::from_hex(hex).expect("valid prefix");
+            let middle = "2020202020202020202020200";
+            assert_eq!(sorted.find_prefix(&p(middle)), PrefixMatch::Ambiguous);
+            // Ids 4 to 7 (those of them there are) share 39 digits, ending inside the last
+            // word; 40 name id 4 alone.
+            let last = format!("{middle}1{}0", "20".repeat(6));
+            let expected = if count > 5 {
+                PrefixMatch::Ambiguous
+            } else {
+                PrefixMatch::One(4)
+            };
+            assert_eq!(sorted.find_prefix(&p(&last)), expected, "{count} ids");
+            assert_eq!(
+                sorted.find_prefix(&p(&format!("{last}0"))),
+                PrefixMatch::One(4)
+            );
+            let after = format!("{middle}{:x}", count.div_ceil(4) + 1);
+            assert_eq!(sorted.find_prefix(&p(&after)), PrefixMatch::None);
+        }
+    }
+
     #[test]
     fn rejects_bad_fanouts() {
         assert_eq!(parse_fanout(&[0; 1020]), Err(FanoutError::WrongSize(1020)));
