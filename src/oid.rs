@@ -174,10 +174,9 @@ impl Prefix {
 
 /// The first eight bytes of an id as a big-endian integer (orders like the bytes).
 #[inline]
-pub(crate) fn leading_u64(id: &[u8]) -> u64 {
-    let mut leading = [0u8; 8];
-    leading.copy_from_slice(&id[..8]);
-    u64::from_be_bytes(leading)
+pub(crate) fn leading_u64(id: &[u8; HASH_LEN]) -> u64 {
+    let (leading, _) = id.split_first_chunk::<8>().expect("20 bytes hold 8");
+    u64::from_be_bytes(*leading)
 }
 
 /// The last twelve bytes of an id as big-endian integers (ordered like the bytes): two loads
@@ -186,15 +185,10 @@ pub(crate) fn leading_u64(id: &[u8]) -> u64 {
 /// and subtracts both halves every time.
 #[inline]
 pub(crate) fn trailing(id: &[u8; HASH_LEN]) -> (u64, u32) {
-    let (middle, last) = id[8..].split_at(8);
-    let mut middle_bytes = [0u8; 8];
-    middle_bytes.copy_from_slice(middle);
-    let mut last_bytes = [0u8; 4];
-    last_bytes.copy_from_slice(last);
-    (
-        u64::from_be_bytes(middle_bytes),
-        u32::from_be_bytes(last_bytes),
-    )
+    let (_, rest) = id.split_first_chunk::<8>().expect("20 bytes hold 8");
+    let (middle, last) = rest.split_first_chunk::<8>().expect("and 12 more");
+    let last: [u8; 4] = *last.first_chunk().expect("of which 4 are last");
+    (u64::from_be_bytes(*middle), u32::from_be_bytes(last))
 }
 
 /// Masks over [`leading_u64`] and [`trailing`]'s words keeping the first `hex_len` (4..=40)
