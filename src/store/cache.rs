@@ -6,9 +6,9 @@
 //! this cache is one budget for the whole store, takes big bases too (up to the budget of a
 //! shard group, see [`DeltaBaseCache::insert`]), and evicts only as much as it must.
 //!
-//! What goes in is decided by the decoder (`decode.rs`): chain roots and every intermediate
-//! result while there is room, only every second depth once the cache is full; the object a read
-//! asked for is looked up here first, so a cached base is served by a copy, as in libgit2.
+//! What goes in is decided by the decoder (`decode.rs`): chain roots and the intermediate results
+//! at every second depth; the object a read asked for is looked up here first, so a cached base
+//! is served by a copy, as in libgit2.
 //!
 //! It is sharded so that threads reading different objects rarely meet on a lock: a shard is a
 //! hash table with the entries inline and a ring of its keys for the clock hand. The byte total
@@ -182,11 +182,6 @@ impl DeltaBaseCache {
     /// Bytes charged to the budget: object bytes plus a fixed per-entry overhead.
     pub fn bytes(&self) -> usize {
         self.total.load(Ordering::Relaxed)
-    }
-
-    /// Whether an object of `len` bytes fits without evicting anything.
-    pub fn has_room(&self, len: usize) -> bool {
-        self.total.load(Ordering::Relaxed) + charge(len) <= self.budget
     }
 
     /// Looks an entry up and marks it most recently used.
