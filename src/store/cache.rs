@@ -28,8 +28,8 @@ use crate::format::pack::ObjectKind;
 pub(super) const SHARDS: usize = 16;
 
 /// Memory an entry costs beyond its object bytes, charged to the budget so that the budget
-/// bounds memory rather than payload: the `Arc` and `Vec` headers and their allocations, the
-/// hash-table bucket and the ring slot, with the slack of both tables' growth (100 to 180 bytes
+/// bounds memory rather than payload: the `Arc`'s counts and its allocation's rounding, the
+/// hash-table bucket and the ring slot, with the slack of both tables' growth (under 160 bytes
 /// on 64-bit; objects average ~2 KiB).
 const ENTRY_OVERHEAD: usize = 160;
 
@@ -74,9 +74,9 @@ pub(super) fn shard_of(key: &CacheKey) -> usize {
 pub struct CachedObject {
     /// Its type.
     pub kind: ObjectKind,
-    /// Its bytes. An `Arc<Vec>` rather than `Arc<[u8]>`: a decoded `Vec` (allocated fallibly)
-    /// moves in without copying its bytes.
-    pub data: Arc<Vec<u8>>,
+    /// Its bytes, in one allocation with their reference count: a hit's clone and the copy
+    /// that follows touch the same first cache line. Built by [`DeltaBaseCache::new_entry`].
+    pub data: Arc<[u8]>,
     /// How many deltas lie between it and the whole object at the root of its chain (0 for the
     /// root itself): decides which results of later chains through it are worth keeping.
     pub depth: u32,
@@ -197,15 +197,31 @@ impl DeltaBaseCache {
         found
     }
 
-    /// Inserts an entry unless it is larger than half the budget (one huge base would otherwise
-    /// flush everything else for a single use). Room is made first by evicting entries not used since the
-    /// clock hand last passed them, from the entry's own shard and then from the others, so the total never exceeds
-    /// the budget and the new entry is never its own victim.
+    /// Whether an object of `len` bytes may be cached: not when caching is off, nor when it is
+    /// larger than half the budget (one huge base would otherwise flush everything else for a
+    /// single use). The decoder asks before building an entry, so an entry's allocation is never
+    /// larger than half the budget the user configured.
+    fn admits(&self, len: usize) -> bool {
+        charge(len) <= self.budget / 2
+    }
+
+    /// A zeroed entry of `len` bytes for the decoder to write the object into, or `None` when
+    /// the cache would refuse it (see [`Self::admits`]). Infallible allocation, like any `Arc`,
+    /// which `admits` bounds: a size from a hostile pack is checked before it is allocated.
+    pub fn new_entry(&self, len: usize) -> Option<Arc<[u8]>> {
+        self.admits(len)
+            .then(|| std::iter::repeat_n(0u8, len).collect())
+    }
+
+    /// Inserts an entry, unless the cache does not [admit](Self::admits) its size. Room is made
+    /// first by evicting entries not used since the clock hand last passed them, from the entry's
+    /// own shard and then from the others, so the total never exceeds the budget and the new
+    /// entry is never its own victim.
     pub fn insert(&self, key: CacheKey, value: CachedObject) {
-        let size = charge(value.data.len());
-        if self.budget == 0 || size > self.budget / 2 {
+        if !self.admits(value.data.len()) {
             return;
         }
+        let size = charge(value.data.len());
         let home = shard_of(&key);
         let mut shard = home;
         let mut empty_shards = 0;

@@ -95,7 +95,8 @@ const CHECKPOINT_SPACING: u32 = 2;
 
 /// Buffers a thread reuses from one chain to the next, so applying a delta allocates only the
 /// results the cache keeps: the inflated delta, and the two intermediate results in between
-/// that it does not keep (it admits only every [`CHECKPOINT_SPACING`]-th).
+/// that it does not keep (it admits only every [`CHECKPOINT_SPACING`]-th, and nothing larger
+/// than half its budget).
 #[derive(Default)]
 struct Scratch {
     delta: Vec<u8>,
@@ -217,28 +218,6 @@ impl Store {
             })
     }
 
-    /// A zeroed buffer of `len` bytes, allocated fallibly (sizes come from the pack).
-    fn buffer(&self, len: usize) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        out.try_reserve_exact(len)
-            .map_err(|_| Error::OutOfMemory(len))?;
-        out.resize(len, 0);
-        Ok(out)
-    }
-
-    fn inflate_to_vec(
-        &self,
-        pack: &Pack,
-        data: &PackData,
-        offset: u64,
-        entry: &Entry,
-    ) -> Result<Vec<u8>> {
-        let len = self.check_size(pack, entry.size, "entry")?;
-        let mut out = self.buffer(len)?;
-        self.inflate_entry(pack, data, offset, entry, &mut out)?;
-        Ok(out)
-    }
-
     /// Decodes the object at `location` into `sink`; returns its type.
     pub(crate) fn decode<'a>(
         &self,
@@ -297,57 +276,47 @@ impl Store {
             }
         };
 
-        // No delta: inflate straight into the caller's buffer.
-        let base = match root {
-            Root::Whole {
-                offset,
-                entry,
-                kind,
-            } => {
-                if chain.is_empty() {
+        // No delta: inflate straight into the caller's buffer, or copy the cached object.
+        if chain.is_empty() {
+            return match root {
+                Root::Whole {
+                    offset,
+                    entry,
+                    kind,
+                } => {
                     let len = self.check_size(pack, entry.size, "object")?;
                     let out = sink.buffer(kind, len)?;
                     self.inflate_entry(pack, &data, offset, &entry, out)?;
-                    return Ok(kind);
+                    Ok(kind)
                 }
-                let base = CachedObject {
-                    kind,
-                    data: Arc::new(self.inflate_to_vec(pack, &data, offset, &entry)?),
-                    depth: 0,
-                };
-                self.cache.insert((pack.number, offset), base.clone());
-                base
-            }
-            Root::Cached(cached) => {
-                if chain.is_empty() {
+                Root::Cached(cached) => {
                     sink.copy(cached.kind, &cached.data)?;
-                    return Ok(cached.kind);
+                    Ok(cached.kind)
                 }
-                cached
-            }
-        };
+            };
+        }
 
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
-                let result = self.apply_chain(chain, pack, data, base, sink, &mut scratch);
+                let result = self.apply_chain(chain, pack, data, root, sink, &mut scratch);
                 scratch.release_large();
                 result
             }
             // Re-entrant use (not expected): fresh buffers instead of a borrow panic.
-            Err(_) => self.apply_chain(chain, pack, data, base, sink, &mut Scratch::default()),
+            Err(_) => self.apply_chain(chain, pack, data, root, sink, &mut Scratch::default()),
         })
     }
 
-    /// Applies the deltas of `chain` base-first onto `base`, writing the requested object into
-    /// `sink`. Each result is written once, into its final place: the host's buffer for the
-    /// requested object, a new cached `Vec` for a checkpoint the cache admits, and a reused
-    /// scratch buffer for the results in between.
+    /// Applies the deltas of `chain` base-first onto `root` (in `pack`, whose data is `data`),
+    /// writing the requested object into `sink`. Each result is written once, into its final
+    /// place: the host's buffer for the requested object, a new cache entry for a root or a
+    /// checkpoint the cache admits, and a reused scratch buffer for the rest.
     fn apply_chain<'a>(
         &self,
         mut chain: Vec<Link<'a>>,
         mut pack: &'a Arc<Pack>,
         mut data: DataRef,
-        base: CachedObject,
+        root: Root,
         sink: &mut dyn ObjectSink,
         scratch: &mut Scratch,
     ) -> Result<ObjectKind> {
@@ -356,15 +325,36 @@ impl Store {
             base: scratch_base,
             target: scratch_target,
         } = scratch;
-        let CachedObject {
-            kind,
-            data: base,
-            mut depth,
-        } = base;
         // The base of the next delta: `shared` with the cache, or else the first `scratch_len`
         // bytes of `scratch_base`.
-        let mut shared = Some(base);
-        let mut scratch_len = 0;
+        let (kind, mut depth, mut shared, mut scratch_len) = match root {
+            Root::Cached(CachedObject { kind, data, depth }) => (kind, depth, Some(data), 0),
+            Root::Whole {
+                offset,
+                entry,
+                kind,
+            } => {
+                let len = self.check_size(pack, entry.size, "entry")?;
+                match self.cache.new_entry(len) {
+                    Some(mut bytes) => {
+                        let out = Arc::make_mut(&mut bytes);
+                        self.inflate_entry(pack, &data, offset, &entry, out)?;
+                        let cached = CachedObject {
+                            kind,
+                            data: bytes.clone(),
+                            depth: 0,
+                        };
+                        self.cache.insert((pack.number, offset), cached);
+                        (kind, 0, Some(bytes), 0)
+                    }
+                    None => {
+                        let out = grow(scratch_base, len)?;
+                        self.inflate_entry(pack, &data, offset, &entry, out)?;
+                        (kind, 0, None, len)
+                    }
+                }
+            }
+        };
         while let Some(link) = chain.pop() {
             let delta_error = |source| Error::Delta {
                 path: link.pack.pack_path().to_owned(),
@@ -392,11 +382,14 @@ impl Store {
                 return Ok(kind);
             }
             depth = depth.saturating_add(1);
-            if depth.is_multiple_of(CHECKPOINT_SPACING) {
-                let mut result = self.buffer(len)?;
-                delta::apply_into(current, delta_bytes, &header, &mut result)
+            let entry = if depth.is_multiple_of(CHECKPOINT_SPACING) {
+                self.cache.new_entry(len)
+            } else {
+                None
+            };
+            if let Some(mut result) = entry {
+                delta::apply_into(current, delta_bytes, &header, Arc::make_mut(&mut result))
                     .map_err(delta_error)?;
-                let result = Arc::new(result);
                 self.cache.insert(
                     (link.pack.number, link.offset),
                     CachedObject {
@@ -682,7 +675,7 @@ mod tests {
                 (0, offset),
                 CachedObject {
                     kind: ObjectKind::Blob,
-                    data: Arc::new(vec![0]),
+                    data: Arc::new([0]),
                     depth: 0,
                 },
             );
@@ -691,6 +684,17 @@ mod tests {
         assert_eq!(read(&store, &deepest), git_object(&store, &deepest));
         assert_eq!(cached_depths(&store, &blobs), checkpoints_below(depth));
         assert!(store.cached_bytes() <= budget);
+    }
+
+    #[test]
+    fn reads_chains_whose_bases_the_cache_refuses() {
+        // Every blob is ~4 KiB: more than half of this budget, so neither the root nor any
+        // checkpoint gets an entry and every chain is rebuilt in scratch buffers.
+        let (_dir, store, blobs) = single_chain(4 << 10);
+        for (id, _, _) in blobs.iter().rev() {
+            assert_eq!(read(&store, id), git_object(&store, id), "blob {id}");
+        }
+        assert_eq!(store.cached_bytes(), 0);
     }
 
     #[test]
