@@ -3,8 +3,8 @@
 //! LRU approximation whose hits write nothing but a bit in the entry they read.
 //!
 //! libgit2 keeps 16 MiB per pack, never caches bases over 1 MiB and drops *everything* when full;
-//! this cache is one budget for the whole store, takes big bases too (up to the budget of a
-//! shard group, see [`DeltaBaseCache::insert`]), and evicts only as much as it must.
+//! this cache is one budget for the whole store, takes big bases too (up to half the budget, see
+//! [`DeltaBaseCache::insert`]), and evicts only as much as it must.
 //!
 //! What goes in is decided by the decoder (`decode.rs`): chain roots and the intermediate results
 //! at every second depth; the object a read asked for is looked up here first, so a cached base

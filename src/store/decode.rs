@@ -85,12 +85,11 @@ enum Root {
 /// The rule holds from the first read, not only once the cache is full: admitting every level
 /// while there is room filled the cache with intermediates no read came back for, and a cold
 /// cache's fill is paid in fresh heap pages (a page fault, and in a thread's malloc arena an
-/// `mprotect`, per 4 KiB: a fifth of a cold read's time in `perf`). `ODBPACK_BENCH_STRICT=off
-/// ODBPACK_BENCH_OPS='read (random),read_prefix 40 hex,read every object' cargo bench --bench
-/// read`, two runs each, alternated: read every object (cold caches) against libgit2 went from
-/// 1.60x, 1.59x to 1.70x, 1.82x (50 packs + MIDX, 1 thread), 2.22x, 2.28x to 2.64x, 2.63x (50
-/// packs, 2 threads), 4.92x, 5.54x to 6.34x, 5.88x (1 pack, 2 threads); the other rows within
-/// the runs' spread.
+/// `mprotect`, per 4 KiB). `ODBPACK_BENCH_STRICT=off ODBPACK_BENCH_OPS='read (random),read_prefix
+/// 40 hex,read every object' cargo bench --bench read`, two runs each, alternated: read every
+/// object (cold caches) against libgit2 went from 1.60x, 1.59x to 1.70x, 1.82x (50 packs + MIDX,
+/// 1 thread), 2.22x, 2.28x to 2.64x, 2.63x (50 packs, 2 threads), 4.92x, 5.54x to 6.34x, 5.88x
+/// (1 pack, 2 threads); the other rows within the runs' spread.
 const CHECKPOINT_SPACING: u32 = 2;
 
 /// Buffers a thread reuses from one chain to the next, so applying a delta allocates only the
