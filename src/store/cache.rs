@@ -206,14 +206,14 @@ impl DeltaBaseCache {
     }
 
     /// A zeroed entry of `len` bytes for the decoder to write the object into, or `None` when
-    /// the cache would refuse it (see [`Self::admits`]). Infallible allocation, like any `Arc`,
+    /// the cache would refuse it (see `admits`). Infallible allocation, like any `Arc`,
     /// which `admits` bounds: a size from a hostile pack is checked before it is allocated.
     pub fn new_entry(&self, len: usize) -> Option<Arc<[u8]>> {
         self.admits(len)
             .then(|| std::iter::repeat_n(0u8, len).collect())
     }
 
-    /// Inserts an entry, unless the cache does not [admit](Self::admits) its size. Room is made
+    /// Inserts an entry, unless the cache does not admit its size (`admits`). Room is made
     /// first by evicting entries not used since the clock hand last passed them, from the entry's
     /// own shard and then from the others, so the total never exceeds the budget and the new
     /// entry is never its own victim.
