@@ -9,7 +9,7 @@
 //! - [`oid`]: object ids and hex prefixes.
 //! - [`format`](mod@format): zero-copy parsers (and writers) of git's on-disk formats over `&[u8]`-like bytes;
 //!   no I/O and no `unsafe`.
-//! - [`mmap`]: the only place that maps files (one `unsafe` block).
+//! - [`mmap`]: the only place that maps memory (files, and the delta-base cache's segments).
 //! - [`store`]: the shared object store of one objects directory: pack set, MIDX, lookups,
 //!   object decoding, caches, refresh.
 //! - [`writepack`]: the streaming pack indexer behind the `writepack` slot.

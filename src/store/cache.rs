@@ -1,19 +1,26 @@
 //! The shared delta-base cache: decoded objects that delta chains are built on, keyed by
-//! (pack, offset), bounded in bytes, evicting entries one at a time by CLOCK (second chance): an
-//! LRU approximation whose hits write nothing but a bit in the entry they read.
+//! (pack, offset), bounded in bytes.
 //!
 //! libgit2 keeps 16 MiB per pack, never caches bases over 1 MiB and drops *everything* when full;
 //! this cache is one budget for the whole store, takes big bases too (up to half the budget, see
-//! [`DeltaBaseCache::insert`]), and evicts only as much as it must.
+//! [`DeltaBaseCache::new_entry`]), and evicts a segment at a time.
 //!
 //! What goes in is decided by the decoder (`decode.rs`): chain roots and the intermediate results
 //! at every second depth; the object a read asked for is looked up here first, so a cached base
 //! is served by a copy, as in libgit2.
 //!
-//! It is sharded so that threads reading different objects rarely meet on a lock: a shard is a
-//! hash table with the entries inline and a ring of its keys for the clock hand. The byte total
-//! is global; an insert that pushes it over budget evicts from its own shard first, then from the
-//! others.
+//! Objects live in [`Segment`]s (anonymous mappings of up to 2 MiB, see the mmap layer for why
+//! not the heap), written front to back, as a log: the segments form a queue, a full segment
+//! joins its back, and eviction takes the segment at its front. An object in that segment that
+//! was read since it was written gets a second chance: it is copied into the segment being
+//! filled, so hot bases stay, as under CLOCK. The evicted segment is kept aside, and once no
+//! reader holds one of its objects it is the next segment filled: a cache that turns over reuses
+//! the same memory instead of faulting in new pages.
+//!
+//! The index is sharded so that threads reading different objects rarely meet on a lock: a shard
+//! is a hash table with the entries inline. Allocation and eviction go through one lock, the
+//! log's, taken once to reserve an entry's bytes and once to index it; a hit takes only its
+//! shard's.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -23,15 +30,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 
 use crate::format::pack::ObjectKind;
+use crate::mmap::{Block, BlockMut, Segment, SegmentFill};
 
 /// Shards of the tables keyed by [`CacheKey`] (this cache and the header memo).
 pub(super) const SHARDS: usize = 16;
 
 /// Memory an entry costs beyond its object bytes, charged to the budget so that the budget
-/// bounds memory rather than payload: the `Arc`'s counts and its allocation's rounding, the
-/// hash-table bucket and the ring slot, with the slack of both tables' growth (under 160 bytes
-/// on 64-bit; objects average ~2 KiB).
+/// bounds memory rather than payload: its hash-table bucket with the slack of the table's
+/// growth, and its key in its segment's list (under 160 bytes on 64-bit; objects average
+/// ~2 KiB). A segment holds entries while their bytes and overheads fit in it.
 const ENTRY_OVERHEAD: usize = 160;
+
+/// The largest segment: 2 MiB, 1/120 of the default budget, so an eviction drops a small part of
+/// the cache at a time. Small budgets get smaller segments (see `segment_len`).
+const MAX_SEGMENT: usize = 2 << 20;
+
+/// Segments are whole pages.
+const PAGE: usize = 4 << 10;
 
 /// What an object of `len` bytes costs the budget.
 fn charge(len: usize) -> usize {
@@ -74,9 +89,9 @@ pub(super) fn shard_of(key: &CacheKey) -> usize {
 pub struct CachedObject {
     /// Its type.
     pub kind: ObjectKind,
-    /// Its bytes, in one allocation with their reference count: a hit's clone and the copy
-    /// that follows touch the same first cache line. Built by [`DeltaBaseCache::new_entry`].
-    pub data: Arc<[u8]>,
+    /// Its bytes, in a segment of the cache (built by [`DeltaBaseCache::new_entry`]). Holding
+    /// them keeps the segment from being filled again, not from being evicted.
+    pub data: Block,
     /// How many deltas lie between it and the whole object at the root of its chain (0 for the
     /// root itself): decides which results of later chains through it are worth keeping.
     pub depth: u32,
@@ -85,74 +100,88 @@ pub struct CachedObject {
 /// An entry and its second-chance bit.
 struct Slot {
     value: CachedObject,
-    /// Set by a hit, cleared when the clock hand passes: an entry is evicted only if it was not
-    /// used since the hand last passed it.
+    /// Set by a hit; an entry whose bit is set when its segment is evicted is copied forward.
     referenced: bool,
 }
 
-/// One lock's worth of the cache: a CLOCK (second-chance) cache. A hit only sets a bit in the
-/// entry it already reads, where an LRU list would relink three other nodes — on a table far
-/// larger than the CPU caches, each of those is a cache miss on every hit.
+/// One lock's worth of the index.
 #[derive(Default)]
 struct Shard {
     /// Entries inline in the table: a lookup touches the control bytes and the bucket.
     map: HashMap<CacheKey, Slot, BuildHasherDefault<KeyHasher>>,
-    /// Every key of `map` once, in insertion order; the front is under the clock hand.
-    ring: VecDeque<CacheKey>,
-    bytes: usize,
 }
 
-impl Shard {
-    fn get(&mut self, key: &CacheKey) -> Option<CachedObject> {
-        let slot = self.map.get_mut(key)?;
-        slot.referenced = true;
-        Some(slot.value.clone())
-    }
+/// Bytes being written by the decoder for a new entry; [`DeltaBaseCache::insert`] indexes them.
+#[derive(Debug)]
+pub struct NewEntry {
+    bytes: BlockMut,
+    /// The fill of the segment the bytes are in, to find its key list at insert.
+    fill: u64,
+}
 
-    /// Inserts; returns the bytes added (0 when the key was already present).
-    fn insert(&mut self, key: CacheKey, value: CachedObject) -> usize {
-        if self.map.contains_key(&key) {
-            return 0;
-        }
-        let size = charge(value.data.len());
-        self.map.insert(
-            key,
-            Slot {
-                value,
-                referenced: false,
-            },
-        );
-        self.ring.push_back(key);
-        self.bytes += size;
-        size
-    }
+impl std::ops::Deref for NewEntry {
+    type Target = [u8];
 
-    /// Evicts the first entry under the clock hand not used since the hand last passed it;
-    /// returns its size, or `None` when empty.
-    fn evict_one(&mut self) -> Option<usize> {
-        while let Some(key) = self.ring.pop_front() {
-            let Some(slot) = self.map.get_mut(&key) else {
-                continue;
-            };
-            if slot.referenced {
-                slot.referenced = false;
-                self.ring.push_back(key);
-                continue;
-            }
-            let size = charge(slot.value.data.len());
-            self.map.remove(&key);
-            self.bytes -= size;
-            return Some(size);
-        }
-        None
+    fn deref(&self) -> &[u8] {
+        &self.bytes
     }
+}
+
+impl std::ops::DerefMut for NewEntry {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+}
+
+/// A segment in the log and the keys of the entries written into it (some of which may have
+/// been dropped or copied forward since: eviction checks that an entry is still this segment's).
+struct Filled {
+    segment: Arc<Segment>,
+    /// Tells this fill of the segment from earlier and later ones (segments are refilled).
+    fill: u64,
+    keys: Vec<CacheKey>,
+    /// What it costs the budget: its mapped bytes (which bound its entries' overheads too,
+    /// except for a dedicated segment, which is charged its one entry's on top).
+    charge: usize,
+}
+
+/// The segment being filled.
+struct Open {
+    fill: SegmentFill,
+    id: u64,
+    keys: Vec<CacheKey>,
+    /// Bytes of the segment not yet promised to an entry or its overhead.
+    room: usize,
+}
+
+/// The order segments are filled and evicted in, and the memory they use.
+#[derive(Default)]
+struct Log {
+    open: Option<Open>,
+    /// Full segments, oldest first, and segments dedicated to one large entry.
+    sealed: VecDeque<Filled>,
+    /// The last evicted segment, to be filled next once no reader holds any of its bytes.
+    spare: Option<Arc<Segment>>,
+    /// Bytes charged: the mapped segments (open, sealed and spare), plus the overheads of the
+    /// entries in dedicated segments.
+    charged: usize,
+    /// Entries indexed (each in some segment's key list).
+    entries: usize,
+    next_fill: u64,
+    /// Segments mapped so far, so tests can tell a refill from a new mapping.
+    #[cfg(test)]
+    segments_mapped: usize,
 }
 
 /// The store-wide cache of delta bases.
 pub struct DeltaBaseCache {
     shards: Box<[Mutex<Shard>]>,
+    log: Mutex<Log>,
     budget: usize,
-    total: AtomicUsize,
+    /// Length of a standard segment (0 when the budget is too small for one).
+    segment_len: usize,
+    /// `Log::charged`, readable without the log's lock.
+    charged: AtomicUsize,
     /// The key of the last lookup that hit, so tests can tell which entry served a read.
     #[cfg(test)]
     pub(crate) last_hit: Mutex<Option<CacheKey>>,
@@ -162,31 +191,51 @@ impl std::fmt::Debug for DeltaBaseCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeltaBaseCache")
             .field("budget", &self.budget)
-            .field("total", &self.total.load(Ordering::Relaxed))
+            .field("charged", &self.charged.load(Ordering::Relaxed))
             .finish()
     }
 }
 
+/// The standard segment length for `budget`: a sixteenth of it, in whole pages, at most
+/// [`MAX_SEGMENT`]; 0 when the budget cannot hold three (one being filled, one full, one
+/// spare), which turns caching off.
+fn segment_len(budget: usize) -> usize {
+    let len = (budget / 16).clamp(PAGE, MAX_SEGMENT) / PAGE * PAGE;
+    if budget >= 3 * len { len } else { 0 }
+}
+
 impl DeltaBaseCache {
-    /// A cache holding at most `budget` bytes of object data (0 disables it).
+    /// A cache holding at most `budget` bytes (0 disables it).
     pub fn new(budget: usize) -> DeltaBaseCache {
         DeltaBaseCache {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            log: Mutex::default(),
             budget,
-            total: AtomicUsize::new(0),
+            segment_len: segment_len(budget),
+            charged: AtomicUsize::new(0),
             #[cfg(test)]
             last_hit: Mutex::new(None),
         }
     }
 
-    /// Bytes charged to the budget: object bytes plus a fixed per-entry overhead.
+    /// Bytes charged to the budget: the segments mapped, whatever part of them holds entries.
     pub fn bytes(&self) -> usize {
-        self.total.load(Ordering::Relaxed)
+        self.charged.load(Ordering::Relaxed)
     }
 
-    /// Looks an entry up and marks it most recently used.
+    /// Entries indexed.
+    pub fn len(&self) -> usize {
+        self.log.lock().entries
+    }
+
+    /// Whether no entry is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Looks an entry up and marks it as read, for the second chance.
     pub fn get(&self, key: &CacheKey) -> Option<CachedObject> {
-        if self.budget == 0 || self.total.load(Ordering::Relaxed) == 0 {
+        if self.charged.load(Ordering::Relaxed) == 0 {
             return None;
         }
         let found = self.shards[shard_of(key)].lock().get(key);
@@ -199,73 +248,247 @@ impl DeltaBaseCache {
 
     /// Whether an object of `len` bytes may be cached: not when caching is off, nor when it is
     /// larger than half the budget (one huge base would otherwise flush everything else for a
-    /// single use). The decoder asks before building an entry, so an entry's allocation is never
-    /// larger than half the budget the user configured.
+    /// single use).
     fn admits(&self, len: usize) -> bool {
-        charge(len) <= self.budget / 2
+        self.segment_len > 0 && charge(len) <= self.budget / 2
     }
 
-    /// A zeroed entry of `len` bytes for the decoder to write the object into, or `None` when
-    /// the cache would refuse it (see `admits`). Infallible allocation, like any `Arc`,
-    /// which `admits` bounds: a size from a hostile pack is checked before it is allocated.
-    pub fn new_entry(&self, len: usize) -> Option<Arc<[u8]>> {
-        self.admits(len)
-            .then(|| std::iter::repeat_n(0u8, len).collect())
-    }
-
-    /// Inserts an entry, unless the cache does not admit its size (`admits`). Room is made
-    /// first by evicting entries not used since the clock hand last passed them, from the entry's
-    /// own shard and then from the others, so the total never exceeds the budget and the new
-    /// entry is never its own victim.
-    pub fn insert(&self, key: CacheKey, value: CachedObject) {
-        if !self.admits(value.data.len()) {
-            return;
+    /// Room for an object of `len` bytes for the decoder to write it into, or `None` when the
+    /// cache would refuse it (see `admits`) or cannot map memory. The bytes are not zeroed:
+    /// whoever writes the object overwrites all of them. Pass it to [`DeltaBaseCache::insert`]
+    /// once written.
+    pub fn new_entry(&self, len: usize) -> Option<NewEntry> {
+        if !self.admits(len) {
+            return None;
         }
-        let size = charge(value.data.len());
-        let home = shard_of(&key);
-        let mut shard = home;
-        let mut empty_shards = 0;
-        while self.total.load(Ordering::Relaxed) + size > self.budget && empty_shards < SHARDS {
-            match self.shards[shard].lock().evict_one() {
-                Some(freed) => {
-                    self.total.fetch_sub(freed, Ordering::Relaxed);
-                    empty_shards = 0;
-                }
-                None => {
-                    empty_shards += 1;
-                    shard = (shard + 1) % SHARDS;
-                }
+        let mut log = self.log.lock();
+        let entry = if charge(len) > self.segment_len / 2 {
+            self.dedicated_entry(&mut log, len)
+        } else {
+            if log.open.as_ref().is_none_or(|open| open.room < charge(len)) {
+                self.open_next(&mut log);
+            }
+            let open = log.open.as_mut()?;
+            open.room = open.room.checked_sub(charge(len))?;
+            Some(NewEntry {
+                bytes: open.fill.take(len)?,
+                fill: open.id,
+            })
+        };
+        self.charged.store(log.charged, Ordering::Relaxed);
+        entry
+    }
+
+    /// Indexes a written entry under `key` and returns it as a cached object. It is not indexed
+    /// (but still returned, for the decoder to go on with) when the key is already present, or
+    /// its segment was evicted while it was being written.
+    pub fn insert(
+        &self,
+        key: CacheKey,
+        entry: NewEntry,
+        kind: ObjectKind,
+        depth: u32,
+    ) -> CachedObject {
+        let value = CachedObject {
+            kind,
+            data: entry.bytes.freeze(),
+            depth,
+        };
+        let mut log = self.log.lock();
+        let log = &mut *log;
+        let keys = match &mut log.open {
+            Some(open) if open.id == entry.fill => Some(&mut open.keys),
+            _ => log
+                .sealed
+                .iter_mut()
+                .rev()
+                .find(|filled| filled.fill == entry.fill)
+                .map(|filled| &mut filled.keys),
+        };
+        if let Some(keys) = keys {
+            let mut shard = self.shards[shard_of(&key)].lock();
+            if let std::collections::hash_map::Entry::Vacant(vacant) = shard.map.entry(key) {
+                vacant.insert(Slot {
+                    value: value.clone(),
+                    referenced: false,
+                });
+                keys.push(key);
+                log.entries += 1;
             }
         }
-        let added = self.shards[home].lock().insert(key, value);
-        self.total.fetch_add(added, Ordering::Relaxed);
+        value
     }
 
-    /// Drops every entry.
-    pub fn clear(&self) {
-        for shard in self.shards.iter() {
-            let mut shard = shard.lock();
-            self.total.fetch_sub(shard.bytes, Ordering::Relaxed);
-            *shard = Shard::default();
+    /// Maps a segment for one entry too large to share one, evicting to make room.
+    fn dedicated_entry(&self, log: &mut Log, len: usize) -> Option<NewEntry> {
+        let mapped = len.div_ceil(PAGE).max(1) * PAGE;
+        let charge = mapped + ENTRY_OVERHEAD;
+        while log.charged + charge > self.budget {
+            if !self.evict_oldest(log) {
+                return None;
+            }
         }
+        let mut fill = SegmentFill::new(Arc::new(Segment::map(mapped).ok()?)).ok()?;
+        let bytes = fill.take(len)?;
+        let id = log.next_fill;
+        log.next_fill += 1;
+        log.charged += charge;
+        log.sealed.push_back(Filled {
+            segment: Arc::clone(fill.segment()),
+            fill: id,
+            keys: Vec::new(),
+            charge,
+        });
+        Some(NewEntry { bytes, fill: id })
     }
 
-    /// Drops every entry of one pack (when the pack leaves the store).
-    pub fn forget_pack(&self, pack: u64) {
-        for shard in self.shards.iter() {
-            let mut shard = shard.lock();
-            let mut freed = 0;
-            shard.map.retain(|key, slot| {
-                let keep = key.0 != pack;
-                if !keep {
-                    freed += charge(slot.value.data.len());
-                }
-                keep
+    /// Seals the open segment and opens the next: the spare if no reader holds it, else a new
+    /// mapping. Then evicts until the budget holds a spare for next time.
+    fn open_next(&self, log: &mut Log) {
+        if let Some(open) = log.open.take() {
+            log.sealed.push_back(Filled {
+                segment: Arc::clone(open.fill.segment()),
+                fill: open.id,
+                keys: open.keys,
+                charge: open.fill.segment().len(),
             });
-            shard.ring.retain(|key| key.0 != pack);
-            shard.bytes -= freed;
-            self.total.fetch_sub(freed, Ordering::Relaxed);
         }
+        let mut fill = None;
+        if let Some(spare) = log.spare.take() {
+            match SegmentFill::new(spare) {
+                Ok(reused) => fill = Some(reused),
+                // A reader still holds one of its objects: it goes when the reader is done.
+                Err(busy) => log.charged -= busy.len(),
+            }
+        }
+        let fill = match fill {
+            Some(fill) => fill,
+            None => {
+                while log.charged + self.segment_len > self.budget {
+                    if !self.evict_oldest(log) {
+                        return;
+                    }
+                }
+                let Ok(segment) = Segment::map(self.segment_len) else {
+                    return;
+                };
+                log.charged += segment.len();
+                #[cfg(test)]
+                {
+                    log.segments_mapped += 1;
+                }
+                let Ok(fill) = SegmentFill::new(Arc::new(segment)) else {
+                    unreachable!("a new segment has no other reference")
+                };
+                fill
+            }
+        };
+        let id = log.next_fill;
+        log.next_fill += 1;
+        log.open = Some(Open {
+            room: fill.remaining(),
+            fill,
+            id,
+            keys: Vec::new(),
+        });
+        // Keep a spare ready: when the next segment would not fit, evict now, while there is a
+        // segment to copy the evicted segment's read entries forward into.
+        while log.spare.is_none() && log.charged + self.segment_len > self.budget {
+            if !self.evict_oldest(log) {
+                break;
+            }
+        }
+    }
+
+    /// Evicts the oldest segment: drops its entries from the index, copying those read since
+    /// they were written into the open segment while it has room for them; keeps the segment as
+    /// the spare when there is none (and it is a standard one), else unmaps it. `false` when
+    /// there was nothing to evict.
+    fn evict_oldest(&self, log: &mut Log) -> bool {
+        let Some(victim) = log.sealed.pop_front() else {
+            return false;
+        };
+        for key in &victim.keys {
+            let mut shard = self.shards[shard_of(key)].lock();
+            let Some(slot) = shard.map.get(key) else {
+                continue;
+            };
+            if !Arc::ptr_eq(slot.value.data.segment(), &victim.segment) {
+                continue;
+            }
+            let Some(slot) = shard.map.remove(key) else {
+                continue;
+            };
+            log.entries -= 1;
+            let Some(open) = log.open.as_mut().filter(|_| slot.referenced) else {
+                continue;
+            };
+            // At most half of what is left: new entries need room too.
+            let cost = charge(slot.value.data.len());
+            if cost > open.room / 2 {
+                continue;
+            }
+            let Some(mut copy) = open.fill.take(slot.value.data.len()) else {
+                continue;
+            };
+            copy.copy_from_slice(&slot.value.data);
+            open.room -= cost;
+            open.keys.push(*key);
+            log.entries += 1;
+            shard.map.insert(
+                *key,
+                Slot {
+                    value: CachedObject {
+                        data: copy.freeze(),
+                        ..slot.value
+                    },
+                    referenced: false,
+                },
+            );
+        }
+        let standard =
+            victim.segment.len() == self.segment_len && victim.charge == self.segment_len;
+        if standard && log.spare.is_none() {
+            log.spare = Some(victim.segment);
+        } else {
+            log.charged -= victim.charge;
+        }
+        true
+    }
+
+    /// Drops every entry and unmaps every segment (those readers hold stay mapped until they
+    /// are done).
+    pub fn clear(&self) {
+        let mut log = self.log.lock();
+        for shard in self.shards.iter() {
+            shard.lock().map = HashMap::default();
+        }
+        let next_fill = log.next_fill;
+        *log = Log {
+            next_fill,
+            ..Log::default()
+        };
+        self.charged.store(0, Ordering::Relaxed);
+    }
+
+    /// Drops every entry of one pack (when the pack leaves the store). Their bytes stay until
+    /// their segments are evicted.
+    pub fn forget_pack(&self, pack: u64) {
+        let mut log = self.log.lock();
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            let before = shard.map.len();
+            shard.map.retain(|key, _| key.0 != pack);
+            log.entries -= before - shard.map.len();
+        }
+    }
+}
+
+impl Shard {
+    fn get(&mut self, key: &CacheKey) -> Option<CachedObject> {
+        let slot = self.map.get_mut(key)?;
+        slot.referenced = true;
+        Some(slot.value.clone())
     }
 }
 
@@ -273,64 +496,111 @@ impl DeltaBaseCache {
 mod tests {
     use super::*;
 
-    /// An object that costs `cost` bytes of budget.
-    fn object(cost: usize) -> CachedObject {
-        CachedObject {
-            kind: ObjectKind::Blob,
-            data: vec![7u8; cost - ENTRY_OVERHEAD].into(),
-            depth: 0,
-        }
+    /// A budget of 16 segments of one page.
+    const BUDGET: usize = 16 * PAGE;
+
+    /// Caches `len` bytes of `byte` under `key`; whether the cache took them.
+    fn put(cache: &DeltaBaseCache, key: CacheKey, len: usize, byte: u8) -> bool {
+        let Some(mut entry) = cache.new_entry(len) else {
+            return false;
+        };
+        entry.fill(byte);
+        cache.insert(key, entry, ObjectKind::Blob, 0);
+        true
+    }
+
+    /// The bytes cached under `key`, if any, checked to be all `byte`.
+    fn held(cache: &DeltaBaseCache, key: CacheKey, byte: u8) -> bool {
+        let Some(cached) = cache.get(&key) else {
+            return false;
+        };
+        assert!(cached.data.iter().all(|&b| b == byte), "bytes of {key:?}");
+        true
     }
 
     #[test]
-    fn evicts_least_recently_used_within_budget() {
-        let cache = DeltaBaseCache::new(10_000);
-        for offset in 0..20u64 {
-            cache.insert((1, offset), object(1000));
-            assert!(cache.bytes() <= 10_000, "over budget after insert {offset}");
+    fn evicts_oldest_segments_within_budget() {
+        let cache = DeltaBaseCache::new(BUDGET);
+        assert_eq!(cache.segment_len, PAGE);
+        for offset in 0..200u64 {
+            assert!(put(&cache, (1, offset), 1000, offset as u8), "put {offset}");
+            assert!(cache.bytes() <= BUDGET, "over budget after put {offset}");
         }
-        // The newest entries survive, the oldest are gone.
-        assert!(cache.get(&(1, 19)).is_some());
-        assert!(cache.get(&(1, 0)).is_none());
-        assert_eq!(cache.bytes(), 10_000);
+        // Three entries fit in a segment: the last 13 segments' worth are there (one is the
+        // spare), the first ones are gone.
+        assert!((190..200).all(|offset| held(&cache, (1, offset), offset as u8)));
+        assert!((0..100).all(|offset| !held(&cache, (1, offset), offset as u8)));
+        assert!(
+            cache.len() >= 36 && cache.len() <= 45,
+            "{} entries",
+            cache.len()
+        );
+        assert_eq!(cache.bytes(), BUDGET);
     }
 
     #[test]
-    fn recently_used_entry_survives() {
-        // Keys of one shard, so the clock hand sweeps them in insertion order.
-        let home = shard_of(&(1, 0));
-        let keys: Vec<CacheKey> = (0..10_000u64)
-            .map(|offset| (1, offset))
-            .filter(|key| shard_of(key) == home)
-            .take(12)
-            .collect();
-        let cache = DeltaBaseCache::new(4000);
-        cache.insert(keys[0], object(1000));
-        for (i, key) in keys.iter().enumerate().skip(1) {
+    fn entries_read_since_written_are_kept() {
+        let cache = DeltaBaseCache::new(BUDGET);
+        assert!(put(&cache, (1, 0), 1000, 0xAA));
+        assert!(put(&cache, (1, 1), 1000, 0xBB));
+        for offset in 2..500u64 {
             assert!(
-                cache.get(&keys[0]).is_some(),
-                "touched entry evicted at insert {i}"
+                held(&cache, (1, 0), 0xAA),
+                "read entry evicted at put {offset}"
             );
-            cache.insert(*key, object(1000));
-            assert!(cache.bytes() <= 4000);
+            assert!(put(&cache, (1, offset), 1000, offset as u8));
         }
         assert!(
-            cache.get(&keys[1]).is_none(),
-            "untouched old entry should be gone"
+            !held(&cache, (1, 1), 0xBB),
+            "an entry never read is evicted"
         );
     }
 
     #[test]
+    fn refills_evicted_segments_but_not_under_a_reader() {
+        let cache = DeltaBaseCache::new(BUDGET);
+        assert!(put(&cache, (1, 0), 1000, 0xAA));
+        let reader = cache.get(&(1, 0)).expect("cached");
+        // Turn the cache over several times while the reader holds its object: the evicted
+        // segment must not be filled again under it.
+        for offset in 1..500u64 {
+            assert!(put(&cache, (1, offset), 1000, offset as u8));
+            assert!(cache.bytes() <= BUDGET);
+        }
+        assert!(
+            reader.data.iter().all(|&b| b == 0xAA),
+            "bytes changed under a reader"
+        );
+        // Once full, the cache turns over in the memory it has: one segment is mapped for the
+        // one the reader kept, not one per turn.
+        let mapped = cache.log.lock().segments_mapped;
+        assert!(mapped <= 16 + 1, "{mapped} segments mapped");
+        drop(reader);
+        for offset in 500..1000u64 {
+            assert!(put(&cache, (1, offset), 1000, offset as u8));
+        }
+        assert_eq!(cache.log.lock().segments_mapped, mapped);
+    }
+
+    #[test]
     fn refuses_oversized_and_forgets_packs() {
-        let cache = DeltaBaseCache::new(10_000);
-        cache.insert((1, 1), object(6000));
-        assert!(cache.get(&(1, 1)).is_none());
-        cache.insert((2, 1), object(1000));
-        cache.insert((3, 1), object(1000));
+        let cache = DeltaBaseCache::new(BUDGET);
+        assert!(!put(&cache, (1, 1), BUDGET / 2, 1), "over half the budget");
+        // Larger than half a segment: a segment of its own.
+        assert!(put(&cache, (2, 1), 3 * PAGE, 2));
+        assert!(put(&cache, (2, 2), 1000, 3));
+        assert!(put(&cache, (3, 1), 1000, 4));
+        assert!(held(&cache, (2, 1), 2));
         cache.forget_pack(2);
-        assert!(cache.get(&(2, 1)).is_none());
-        assert!(cache.get(&(3, 1)).is_some());
-        assert_eq!(cache.bytes(), 1000);
-        assert!(DeltaBaseCache::new(0).get(&(3, 1)).is_none());
+        assert!(!held(&cache, (2, 1), 2) && !held(&cache, (2, 2), 3));
+        assert!(held(&cache, (3, 1), 4));
+        assert_eq!(cache.len(), 1);
+        assert!(cache.bytes() <= BUDGET);
+        cache.clear();
+        assert_eq!((cache.len(), cache.bytes()), (0, 0));
+        assert!(!held(&cache, (3, 1), 4));
+        // Off, and too small for three segments: nothing is taken.
+        assert!(!put(&DeltaBaseCache::new(0), (3, 1), 10, 0));
+        assert!(!put(&DeltaBaseCache::new(2 * PAGE), (3, 1), 10, 0));
     }
 }

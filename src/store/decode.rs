@@ -84,17 +84,17 @@ enum Root {
 ///
 /// The rule holds from the first read, not only once the cache is full: admitting every level
 /// while there is room filled the cache with intermediates no read came back for, and a cold
-/// cache's fill is paid in fresh heap pages (a page fault, and in a thread's malloc arena an
-/// `mprotect`, per 4 KiB). `ODBPACK_BENCH_STRICT=off ODBPACK_BENCH_OPS='read (random),read_prefix
+/// cache's fill is paid in fresh pages (a page fault per 4 KiB; while the cache was on the heap,
+/// a thread's malloc arena also grew by an `mprotect` each time; measured then). `ODBPACK_BENCH_STRICT=off ODBPACK_BENCH_OPS='read (random),read_prefix
 /// 40 hex,read every object' cargo bench --bench read`, two runs each, alternated: read every
 /// object (cold caches) against libgit2 went from 1.60x, 1.59x to 1.70x, 1.82x (50 packs + MIDX,
 /// 1 thread), 2.22x, 2.28x to 2.64x, 2.63x (50 packs, 2 threads), 4.92x, 5.54x to 6.34x, 5.88x
 /// (1 pack, 2 threads); the other rows within the runs' spread.
 const CHECKPOINT_SPACING: u32 = 2;
 
-/// Buffers a thread reuses from one chain to the next, so applying a delta allocates only the
-/// results the cache keeps: the inflated delta, and the two intermediate results in between
-/// that it does not keep (it admits only every [`CHECKPOINT_SPACING`]-th, and nothing larger
+/// Buffers a thread reuses from one chain to the next, so applying a delta allocates nothing
+/// (the results the cache keeps go into its segments): the inflated delta, and the two
+/// intermediate results in between that it does not keep (it admits only every [`CHECKPOINT_SPACING`]-th, and nothing larger
 /// than half its budget).
 #[derive(Default)]
 struct Scratch {
@@ -336,15 +336,9 @@ impl Store {
                 let len = self.check_size(pack, entry.size, "entry")?;
                 match self.cache.new_entry(len) {
                     Some(mut bytes) => {
-                        let out = Arc::make_mut(&mut bytes);
-                        self.inflate_entry(pack, &data, offset, &entry, out)?;
-                        let cached = CachedObject {
-                            kind,
-                            data: bytes.clone(),
-                            depth: 0,
-                        };
-                        self.cache.insert((pack.number, offset), cached);
-                        (kind, 0, Some(bytes), 0)
+                        self.inflate_entry(pack, &data, offset, &entry, &mut bytes)?;
+                        let cached = self.cache.insert((pack.number, offset), bytes, kind, 0);
+                        (kind, 0, Some(cached.data), 0)
                     }
                     None => {
                         let out = grow(scratch_base, len)?;
@@ -387,17 +381,12 @@ impl Store {
                 None
             };
             if let Some(mut result) = entry {
-                delta::apply_into(current, delta_bytes, &header, Arc::make_mut(&mut result))
+                delta::apply_into(current, delta_bytes, &header, &mut result)
                     .map_err(delta_error)?;
-                self.cache.insert(
-                    (link.pack.number, link.offset),
-                    CachedObject {
-                        kind,
-                        data: result.clone(),
-                        depth,
-                    },
-                );
-                shared = Some(result);
+                let cached =
+                    self.cache
+                        .insert((link.pack.number, link.offset), result, kind, depth);
+                shared = Some(cached.data);
             } else {
                 let out = grow(scratch_target, len)?;
                 delta::apply_into(current, delta_bytes, &header, out).map_err(delta_error)?;
@@ -652,12 +641,12 @@ mod tests {
             .find(|blob| blob.2 == base_depth)
             .expect("base");
         let pack = store.snapshot().packs().next().expect("one pack").number;
-        let bytes_before = store.cached_bytes();
+        let entries_before = store.cache.len();
         assert_eq!(read(&store, &base), git_object(&store, &base));
         assert_eq!(*store.cache.last_hit.lock(), Some((pack, base_offset)));
         assert_eq!(
-            store.cached_bytes(),
-            bytes_before,
+            store.cache.len(),
+            entries_before,
             "no new entries for a cached object"
         );
         assert_eq!(body, git_object(&store, &deepest));
@@ -667,17 +656,11 @@ mod tests {
     fn a_full_cache_takes_checkpoints_within_its_budget() {
         let budget = 256 << 10;
         let (_dir, store, blobs) = single_chain(budget);
-        // Fill the budget with tiny entries of a pack number no real pack has: every
-        // insert from now on evicts, so the cache is never below its budget.
+        // Fill the budget with tiny entries of a pack number no real pack has: from now on the
+        // cache takes an entry only by evicting.
         for offset in 0..(budget / 100) as u64 {
-            store.cache.insert(
-                (0, offset),
-                CachedObject {
-                    kind: ObjectKind::Blob,
-                    data: Arc::new([0]),
-                    depth: 0,
-                },
-            );
+            let entry = store.cache.new_entry(1).expect("room");
+            store.cache.insert((0, offset), entry, ObjectKind::Blob, 0);
         }
         let &(deepest, _, depth) = blobs.iter().max_by_key(|blob| blob.2).expect("blobs");
         assert_eq!(read(&store, &deepest), git_object(&store, &deepest));

@@ -90,9 +90,6 @@ impl Default for Options {
 /// the rest.
 const HEADER_MEMO_SHARE: usize = 16;
 
-/// Bytes of cache a closing store must free before it asks the allocator to hand memory back.
-const TRIM_AFTER_FREEING: usize = 32 << 20;
-
 /// The shared store of one objects directory.
 pub struct Store {
     objects_dir: PathBuf,
@@ -116,21 +113,6 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("objects_dir", &self.objects_dir)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Store {
-    /// The cache can be hundreds of MiB of small allocations: free them, then let the allocator
-    /// return the pages, so a process that closes a repository and opens another (or the same
-    /// one again) does not carry the old cache's memory as fragmentation under the new one.
-    /// Only a large cache is worth the trim, which walks the allocator's arenas: a host that
-    /// opens and closes small repositories per request should not pay it every time.
-    fn drop(&mut self) {
-        let freed = self.cache.bytes();
-        self.cache.clear();
-        if freed >= TRIM_AFTER_FREEING {
-            crate::mmap::release_free_memory();
-        }
     }
 }
 
