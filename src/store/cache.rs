@@ -324,7 +324,10 @@ impl DeltaBaseCache {
         let mapped = len.div_ceil(PAGE).max(1) * PAGE;
         let charge = mapped + ENTRY_OVERHEAD;
         while log.charged + charge > self.budget {
-            if !self.evict_oldest(log) {
+            // The spare goes before any entry does: this entry needs the room more.
+            if let Some(spare) = log.spare.take() {
+                log.charged -= spare.len();
+            } else if !self.evict_oldest(log) {
                 return None;
             }
         }
@@ -599,6 +602,19 @@ mod tests {
         cache.clear();
         assert_eq!((cache.len(), cache.bytes()), (0, 0));
         assert!(!held(&cache, (3, 1), 4));
+        // Room for the largest entry admitted is made from every segment, the spare included.
+        for offset in 0..100u64 {
+            assert!(put(&cache, (4, offset), 1000, 5));
+        }
+        let largest = BUDGET / 2 - ENTRY_OVERHEAD - PAGE;
+        assert!(put(&cache, (5, 1), largest, 6), "largest admitted entry");
+        assert!(
+            put(&cache, (5, 2), largest, 7),
+            "second largest admitted entry"
+        );
+        assert!(held(&cache, (5, 2), 7), "second");
+        assert!(held(&cache, (5, 1), 6), "first");
+        assert!(cache.bytes() <= BUDGET);
         // Off, and too small for three segments: nothing is taken.
         assert!(!put(&DeltaBaseCache::new(0), (3, 1), 10, 0));
         assert!(!put(&DeltaBaseCache::new(2 * PAGE), (3, 1), 10, 0));
