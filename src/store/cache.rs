@@ -449,29 +449,14 @@ impl DeltaBaseCache {
                 },
             );
         }
-        let standard =
-            victim.segment.len() == self.segment_len && victim.charge == self.segment_len;
+        // A standard segment is charged its length; a dedicated one more than its own.
+        let standard = victim.charge == self.segment_len;
         if standard && log.spare.is_none() {
             log.spare = Some(victim.segment);
         } else {
             log.charged -= victim.charge;
         }
         true
-    }
-
-    /// Drops every entry and unmaps every segment (those readers hold stay mapped until they
-    /// are done).
-    pub fn clear(&self) {
-        let mut log = self.log.lock();
-        for shard in self.shards.iter() {
-            shard.lock().map = HashMap::default();
-        }
-        let next_fill = log.next_fill;
-        *log = Log {
-            next_fill,
-            ..Log::default()
-        };
-        self.charged.store(0, Ordering::Relaxed);
     }
 
     /// Drops every entry of one pack (when the pack leaves the store). Their bytes stay until
@@ -599,9 +584,6 @@ mod tests {
         assert!(held(&cache, (3, 1), 4));
         assert_eq!(cache.len(), 1);
         assert!(cache.bytes() <= BUDGET);
-        cache.clear();
-        assert_eq!((cache.len(), cache.bytes()), (0, 0));
-        assert!(!held(&cache, (3, 1), 4));
         // Room for the largest entry admitted is made from every segment, the spare included.
         for offset in 0..100u64 {
             assert!(put(&cache, (4, offset), 1000, 5));

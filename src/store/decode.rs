@@ -85,8 +85,9 @@ enum Root {
 /// The rule holds from the first read, not only once the cache is full: admitting every level
 /// while there is room filled the cache with intermediates no read came back for, and a cold
 /// cache's fill is paid in fresh pages (a page fault per 4 KiB; while the cache was on the heap,
-/// a thread's malloc arena also grew by an `mprotect` each time; measured then). `ODBPACK_BENCH_STRICT=off ODBPACK_BENCH_OPS='read (random),read_prefix
-/// 40 hex,read every object' cargo bench --bench read`, two runs each, alternated: read every
+/// a thread's malloc arena also grew by an `mprotect` each time; measured then).
+/// `ODBPACK_BENCH_STRICT=off ODBPACK_BENCH_OPS='read (random),read_prefix 40 hex,read every
+/// object' cargo bench --bench read`, two runs each, alternated: read every
 /// object (cold caches) against libgit2 went from 1.60x, 1.59x to 1.70x, 1.82x (50 packs + MIDX,
 /// 1 thread), 2.22x, 2.28x to 2.64x, 2.63x (50 packs, 2 threads), 4.92x, 5.54x to 6.34x, 5.88x
 /// (1 pack, 2 threads); the other rows within the runs' spread.
@@ -94,8 +95,8 @@ const CHECKPOINT_SPACING: u32 = 2;
 
 /// Buffers a thread reuses from one chain to the next, so applying a delta allocates nothing
 /// (the results the cache keeps go into its segments): the inflated delta, and the two
-/// intermediate results in between that it does not keep (it admits only every [`CHECKPOINT_SPACING`]-th, and nothing larger
-/// than half its budget).
+/// intermediate results in between that it does not keep (it admits only every
+/// [`CHECKPOINT_SPACING`]-th, and nothing larger than half its budget).
 #[derive(Default)]
 struct Scratch {
     delta: Vec<u8>,
