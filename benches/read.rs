@@ -43,6 +43,13 @@
 //! `ODBPACK_BENCH_OPS`, `_CORPORA`, `_BACKENDS` (libgit2, odbpack), `_THREADS` (1, 2), `_STRICT`
 //! (off, on) — e.g. to profile one operation under callgrind (the children inherit the
 //! environment).
+//!
+//! Comparing two builds on a noisy machine: a fixed amount of work counted rather than timed.
+//! `ODBPACK_BENCH_MS=1 ODBPACK_BENCH_ROUNDS=1` makes `read every object` one pass over every
+//! object; run it for one backend, corpus and thread under `valgrind --tool=callgrind
+//! --cache-sim=yes --trace-children=yes` (set `--LL` to the machine's last-level cache) and compare
+//! instructions and simulated cache misses, which barely vary from run to run;
+//! `callgrind_annotate --tree=caller --sort=DLmr` says which callers miss the last level.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
