@@ -73,9 +73,9 @@ impl Deref for Mmap {
 /// next fill faults the same pages in again. A segment is one mapping, and a segment whose
 /// objects were all evicted is filled again in place.
 ///
-/// Huge pages are not asked for: on the virtual machines measured, a fresh 2 MiB page was
-/// slower to fault in than its 512 small pages (the kernel zeroes it in one go, from memory the
-/// guest had not touched yet).
+/// Huge pages are not asked for: on the virtual machine measured, a fresh 2 MiB page was slower
+/// to fault in than its 512 small pages (the profile put the time in the kernel zeroing it;
+/// likely memory the guest had not touched yet).
 #[derive(Debug)]
 pub struct Segment {
     map: memmap2::MmapRaw,

@@ -671,8 +671,8 @@ mod tests {
 
     #[test]
     fn reads_chains_whose_bases_the_cache_refuses() {
-        // Every blob is ~4 KiB: more than half of this budget, so neither the root nor any
-        // checkpoint gets an entry and every chain is rebuilt in scratch buffers.
+        // A 4 KiB budget cannot hold three segments, so the cache takes nothing: neither the
+        // root nor any checkpoint gets an entry and every chain is rebuilt in scratch buffers.
         let (_dir, store, blobs) = single_chain(4 << 10);
         for (id, _, _) in blobs.iter().rev() {
             assert_eq!(read(&store, id), git_object(&store, id), "blob {id}");
