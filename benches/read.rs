@@ -15,9 +15,10 @@
 //! ratios (each compares two measurements taken back to back). Children write to the parent's
 //! stderr, so a failed read (which panics on purpose) is shown there, and the parent then panics.
 //!
-//! Each measurement opens fresh odbs, warms them up with the same operation for as long as it
-//! then measures, and asks for ids from a list of its own, shuffled per thread and walked in
-//! order (see [`shuffled`]). Before the tables, a line says how this machine's memory copies
+//! Each measurement opens fresh odbs (`open, read 1, close` a fresh one for every read, see
+//! [`open_read_close`]), warms them up with the same operation for as long as it then
+//! measures, and asks for ids from a list of its own, shuffled per thread and walked in order
+//! (see [`shuffled`]). Before the tables, a line says how this machine's memory copies
 //! scale from one thread to two ([`print_machine_scaling`]); under each corpus, a line times
 //! inflate alone on every entry of its packs, zlib (libgit2's) against sirocco (ours), and
 //! sirocco on two threads ([`print_inflate_ratio`]): the ceilings of reads that are mostly one
@@ -299,10 +300,11 @@ enum Op {
     Prefix40,
     Foreach,
     ReadAll,
+    OpenReadClose,
 }
 
 impl Op {
-    const ALL: [Op; 9] = [
+    const ALL: [Op; 10] = [
         Op::ExistsHit,
         Op::ExistsMiss,
         Op::ExistsPrefix12,
@@ -312,6 +314,7 @@ impl Op {
         Op::Prefix40,
         Op::Foreach,
         Op::ReadAll,
+        Op::OpenReadClose,
     ];
 
     /// The op named `token` in the children's protocol (its `Debug` name).
@@ -330,6 +333,7 @@ impl Op {
             Op::Prefix40 => "read_prefix 40 hex",
             Op::Foreach => "foreach (objects/s)",
             Op::ReadAll => "read every object",
+            Op::OpenReadClose => "open, read 1, close",
         }
     }
 }
@@ -383,8 +387,16 @@ fn measure(
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || {
-                    let odb = Odb::open(objects, backend);
                     let seed = 0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1);
+                    if op == Op::OpenReadClose {
+                        return open_read_close(
+                            objects,
+                            backend,
+                            &shuffled(&ids.full, seed),
+                            budget,
+                        );
+                    }
+                    let odb = Odb::open(objects, backend);
                     let schedule = match op {
                         Op::ExistsMiss => shuffled(&ids.missing, seed),
                         Op::Prefix12 | Op::ExistsPrefix12 => shuffled(&ids.short12, seed),
@@ -440,7 +452,7 @@ fn measure(
                                     .map(|found| usize::from(found.id[19]))),
                                 Op::Prefix12 => ok(odb.read_prefix_size(id, 12)),
                                 Op::Prefix40 => ok(odb.read_prefix_size(id, 40)),
-                                Op::Foreach | Op::ReadAll => 0,
+                                Op::Foreach | Op::ReadAll | Op::OpenReadClose => 0,
                             };
                             count += 1;
                         }
@@ -459,6 +471,41 @@ fn measure(
         .map(|(count, elapsed, _)| *count as f64 / elapsed.as_secs_f64())
         .sum();
     (rate, results.iter().map(|r| r.2).sum())
+}
+
+/// `open, read 1, close`: what a command-line tool, or a server that opens the repository for
+/// each request, pays: a fresh odb (for odbpack a fresh store, unless the other thread's odb is
+/// open at that moment: the directory scanned, indexes and packs mapped), one read of the next
+/// id of `schedule`, the odb freed (its maps unmapped). Warmed up like the other operations (the page
+/// cache, this thread's allocator); returns the count, the measured time and the checksum.
+fn open_read_close(
+    objects: &Path,
+    backend: Backend,
+    schedule: &[libgit2_sys::git_oid],
+    budget: Duration,
+) -> (usize, Duration, u64) {
+    let mut next = schedule.iter().cycle();
+    let (mut count, mut check) = (0usize, 0u64);
+    let mut start = Instant::now();
+    let mut warming = true;
+    while warming || start.elapsed() < budget {
+        if warming && start.elapsed() >= budget {
+            warming = false;
+            (count, check) = (0, 0);
+            start = Instant::now();
+        }
+        for id in next.by_ref().take(4) {
+            let odb = Odb::open(objects, backend);
+            check += odb.read_size(id).unwrap_or_else(|rc| {
+                panic!(
+                    "{backend:?} open, read 1, close failed: {rc} {}",
+                    last_error()
+                )
+            }) as u64;
+            count += 1;
+        }
+    }
+    (count, start.elapsed(), check)
 }
 
 /// The middle value of `samples` (the mean of the two middle ones for an even count).
@@ -581,7 +628,9 @@ fn result_digest(odb: &Odb, ids: &Ids, op: Op) -> (u64, usize) {
             },
             Op::Prefix12 => hash.object(odb.read_prefix_raw(&ids.short12[i], 12)),
             Op::Prefix40 => hash.object(odb.read_prefix_raw(&ids.full[i], 40)),
-            Op::Foreach | Op::ReadAll => panic!("no result digest for {op:?}"),
+            Op::Foreach | Op::ReadAll | Op::OpenReadClose => {
+                panic!("no result digest for {op:?}")
+            }
         }
     }
     (hash.0, sample.len())
