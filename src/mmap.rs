@@ -24,6 +24,13 @@ impl Mmap {
     /// Maps `path` read-only and closes the descriptor. Returns the mapping and the file's
     /// metadata as seen through the same descriptor (so size and mtime match the bytes).
     pub fn open(path: &Path) -> io::Result<(Mmap, std::fs::Metadata)> {
+        let (file, metadata) = Mmap::open_file(path)?;
+        Ok((Mmap::map(&file, &metadata)?, metadata))
+    }
+
+    /// Opens `path` for [`Mmap::map`], checking that it is a regular file; a caller may read a
+    /// few bytes through it first.
+    pub fn open_file(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
         let file = File::open(path)?;
         let metadata = file.metadata()?;
         if !metadata.is_file() {
@@ -32,16 +39,29 @@ impl Mmap {
                 "not a regular file",
             ));
         }
+        Ok((file, metadata))
+    }
+
+    /// Maps all of `file` (opened by [`Mmap::open_file`], whose `metadata` gives the length:
+    /// no second `stat`). The descriptor may be closed afterwards.
+    pub fn map(file: &File, metadata: &std::fs::Metadata) -> io::Result<Mmap> {
         if metadata.len() == 0 {
-            return Ok((Mmap { map: None }, metadata));
+            return Ok(Mmap { map: None });
         }
+        let len = usize::try_from(metadata.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large to map"))?;
         #[allow(unsafe_code)]
         // SAFETY: the mapping is private and read-only, and git never modifies these files in
         // place (module docs), so the bytes behind the slice do not change while it is alive.
         // Truncation by a foreign process would raise SIGBUS, a risk every mmap-based git
-        // reader (git, libgit2, gitoxide) accepts.
-        let map = unsafe { memmap2::MmapOptions::new().map_copy_read_only(&file)? };
-        Ok((Mmap { map: Some(map) }, metadata))
+        // reader (git, libgit2, gitoxide) accepts. `len` is the length seen through this very
+        // descriptor, so the mapping ends where the file does.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(len)
+                .map_copy_read_only(file)?
+        };
+        Ok(Mmap { map: Some(map) })
     }
 
     /// Number of mapped bytes.

@@ -7,6 +7,8 @@
 //! holds a guard of the mapping ([`DataRef`]) that keeps it valid for as long as it decodes, even
 //! if the store drops the mapping (budget eviction, pack removed by a repack) in the meantime.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -97,6 +99,29 @@ impl Drop for MapTicket {
         self.counter.files.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// A pack's first [`pack::HEADER_LEN`] bytes followed by its last [`pack::TRAILER_LEN`] (a
+/// minimal pack's whole content, so [`pack::parse_header`] reads the header from it); `None`
+/// when the file is shorter than that.
+///
+/// Read through the file, not the mapping: a page fault in a file mapping maps the pages around
+/// it too (the kernel's fault-around, up to 16), which the `munmap` then clears again, where a
+/// `pread` of a few bytes is one system call (libgit2 reads them so too). A process that opens a
+/// repository for a read or two pays for every page it maps: `open, read 1, close` in the read
+/// bench.
+fn read_ends(file: &File, len: u64) -> std::io::Result<Option<[u8; ENDS_LEN]>> {
+    if len < ENDS_LEN as u64 {
+        return Ok(None);
+    }
+    let mut ends = [0; ENDS_LEN];
+    let (head, tail) = ends.split_at_mut(pack::HEADER_LEN);
+    file.read_exact_at(head, 0)?;
+    file.read_exact_at(tail, len - pack::TRAILER_LEN as u64)?;
+    Ok(Some(ends))
+}
+
+/// Length of what [`read_ends`] reads.
+const ENDS_LEN: usize = pack::HEADER_LEN + pack::TRAILER_LEN;
 
 /// What is known about a pack from the directory listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,14 +240,20 @@ impl Pack {
         if let Some(data) = DataRef::load(&self.data) {
             return Ok((data, false));
         }
-        let (bytes, _) =
-            Mmap::open(&self.pack_path).map_err(|e| self.open_error(&self.pack_path, e))?;
+        let open_error = |e| self.open_error(&self.pack_path, e);
+        let (file, metadata) = Mmap::open_file(&self.pack_path).map_err(open_error)?;
         let corrupt = |source| Error::Pack {
             path: self.pack_path.clone(),
             offset: 0,
             source,
         };
-        let header = pack::parse_header(&bytes).map_err(corrupt)?;
+        let ends = read_ends(&file, metadata.len())
+            .map_err(open_error)?
+            .ok_or_else(|| {
+                let len = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
+                corrupt(pack::Error::TooSmall { len })
+            })?;
+        let header = pack::parse_header(&ends).map_err(corrupt)?;
         let inconsistent = |what: String| Error::Inconsistent {
             path: self.pack_path.clone(),
             what,
@@ -234,7 +265,9 @@ impl Pack {
                 index.num_objects()
             )));
         }
-        let trailer = &bytes[bytes.len() - crate::oid::HASH_LEN..];
+        let bytes = Mmap::map(&file, &metadata).map_err(open_error)?;
+        drop(file);
+        let trailer = &ends[pack::HEADER_LEN..];
         if trailer != index.pack_checksum().as_bytes() {
             return Err(inconsistent(format!(
                 "pack checksum does not match its index ({})",
