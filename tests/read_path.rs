@@ -307,13 +307,18 @@ fn refresh_picks_up_new_packs_and_drops_vanished_ones() {
     }
 }
 
-/// Whether a backend made with `options` learns of directory changes from change events.
+/// Whether a backend made with `options` learns of directory changes from change events once
+/// it has rescanned (its first scan is watched by stamps).
 fn backend_uses_events(
     objects_dir: &std::path::Path,
     options: odbpack::ffi::odbpack_options,
 ) -> bool {
     let odb = Odb::open_with(objects_dir, Backend::Odbpack, options);
-    odb.store().refresh().expect("refresh");
+    assert!(
+        !uses_change_events(&odb.store()),
+        "the first scan uses stamps"
+    );
+    odb.store().rescan().expect("rescan");
     uses_change_events(&odb.store())
 }
 
@@ -610,7 +615,8 @@ fn many_uncovered_packs_are_merged_and_follow_the_directory() {
     }
 }
 
-/// Backends opened on the same directory share one store.
+/// Backends opened on the same directory share one store, however the path names it; another
+/// directory gets its own.
 #[test]
 fn backends_on_one_directory_share_a_store() {
     let repo = Repo::new();
@@ -619,6 +625,22 @@ fn backends_on_one_directory_share_a_store() {
     let a = Odb::open(&repo.objects_dir(), Backend::Odbpack);
     let b = Odb::open(&repo.objects_dir(), Backend::Odbpack);
     assert!(std::sync::Arc::ptr_eq(&a.store(), &b.store()));
+    let link = repo.path().join("objects-link");
+    std::os::unix::fs::symlink(repo.objects_dir(), &link).expect("symlink");
+    let dotted = repo.objects_dir().join("pack").join("..");
+    for other_path in [link, dotted] {
+        let other = Odb::open(&other_path, Backend::Odbpack);
+        assert!(
+            std::sync::Arc::ptr_eq(&a.store(), &other.store()),
+            "{} shares the store",
+            other_path.display()
+        );
+    }
+    let elsewhere = Repo::new();
+    elsewhere.grow_history(1, 1, "e");
+    elsewhere.git(&["repack", "-adq"]);
+    let d = Odb::open(&elsewhere.objects_dir(), Backend::Odbpack);
+    assert!(!std::sync::Arc::ptr_eq(&a.store(), &d.store()));
     let mut other = options_for_static_libgit2();
     other.use_midx = 0;
     let c = Odb::open_with(&repo.objects_dir(), Backend::Odbpack, other);

@@ -57,8 +57,8 @@ pub struct Options {
     /// `GIT_OPT_SET_PACK_MAX_OBJECT_SIZE`; larger ones fail with a clear error.
     pub max_object_size: u64,
     /// Learn of directory changes from kernel change events where the system offers them
-    /// (Linux, local file systems; see [`watch`]); otherwise, or when false, by re-stamping
-    /// the directories on every refresh.
+    /// (Linux, local file systems; see [`watch`]) from the store's first rescan on; otherwise,
+    /// before it, or when false, by re-stamping the directories on every refresh.
     pub change_events: bool,
 }
 
@@ -116,8 +116,31 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Stores alive in this process: (canonical objects directory, options, store).
-type Registry = Mutex<Vec<(PathBuf, Options, Weak<Store>)>>;
+/// Stores alive in this process: (objects directory, options, store).
+type Registry = Mutex<Vec<(DirKey, Options, Weak<Store>)>>;
+
+/// What makes two paths the same objects directory for the registry: its device and inode,
+/// however the path names it (relative, through symbolic links). One `stat`, where a canonical
+/// path costs a `readlink` per component on every open. A directory that does not exist (yet)
+/// is known by its absolute path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum DirKey {
+    Inode { dev: u64, ino: u64 },
+    Missing(PathBuf),
+}
+
+impl DirKey {
+    fn of(absolute: &Path) -> DirKey {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(absolute) {
+            Ok(meta) => DirKey::Inode {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            },
+            Err(_) => DirKey::Missing(absolute.to_owned()),
+        }
+    }
+}
 
 /// Stores alive in this process, so backends on one directory share one.
 fn registry() -> &'static Registry {
@@ -129,11 +152,11 @@ fn registry() -> &'static Registry {
 /// make all of them switch to the new file).
 pub fn stores_of(objects_dir: &Path) -> Vec<Arc<Store>> {
     let absolute = std::path::absolute(objects_dir).unwrap_or_else(|_| objects_dir.to_owned());
-    let key = std::fs::canonicalize(&absolute).unwrap_or(absolute);
+    let key = DirKey::of(&absolute);
     registry()
         .lock()
         .iter()
-        .filter(|(path, _, _)| *path == key)
+        .filter(|(dir, _, _)| *dir == key)
         .filter_map(|(_, _, store)| store.upgrade())
         .collect()
 }
@@ -143,12 +166,12 @@ impl Store {
     /// same directory and options in this process; scanned on first open.
     pub fn open(objects_dir: &Path, options: Options) -> Result<Arc<Store>> {
         let absolute = std::path::absolute(objects_dir).map_err(|e| Error::io(objects_dir, e))?;
-        let key = std::fs::canonicalize(&absolute).unwrap_or(absolute);
+        let key = DirKey::of(&absolute);
         let mut registry = registry().lock();
         registry.retain(|(_, _, store)| store.strong_count() > 0);
         if let Some(store) = registry
             .iter()
-            .find(|(path, opts, _)| *path == key && *opts == options)
+            .find(|(dir, opts, _)| *dir == key && *opts == options)
             .and_then(|(_, _, store)| store.upgrade())
         {
             // A new backend sees the directory as it is now, like libgit2's constructor; for a
@@ -157,7 +180,7 @@ impl Store {
             store.refresh()?;
             return Ok(store);
         }
-        let store = Arc::new(Store::new_unshared(key.clone(), options));
+        let store = Arc::new(Store::new_unshared(absolute, options));
         store.refresh()?;
         registry.push((key, store.options.clone(), Arc::downgrade(&store)));
         Ok(store)
@@ -265,13 +288,15 @@ impl Store {
     }
 
     fn rescan_locked(&self, current: &PackSet) -> Result<()> {
+        // The first scan (`current` is the empty snapshot, never scanned) is watched by stamps:
+        // change events cost an inotify instance, set up now and closed later on another
+        // thread, that a store opened for a read or two never uses. The first rescan after it
+        // (the directory changed, or changed too recently for its stamps to be trusted) starts
+        // them, for a store that lives on.
+        let events = self.options.change_events && current.watch.is_some();
         // Started before the directory is read: a change made during the scan shows next time.
-        let watch = DirWatch::start(
-            &self.objects_dir,
-            &self.pack_dir,
-            self.options.change_events,
-        )
-        .map_err(|e| Error::io(&self.pack_dir, e))?;
+        let watch = DirWatch::start(&self.objects_dir, &self.pack_dir, events)
+            .map_err(|e| Error::io(&self.pack_dir, e))?;
         let next_number = || self.next_pack_number.fetch_add(1, Ordering::Relaxed);
         let scanner = Scanner {
             pack_dir: &self.pack_dir,

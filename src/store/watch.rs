@@ -11,6 +11,10 @@
 //!   open and re-stamped with `fstat`; a change too recent for timestamps to prove anything
 //!   forces a rescan.
 //!
+//! A store's first scan is watched by stamps, whatever the system offers (the store decides,
+//! in `rescan_locked`): an inotify instance is worth its setup, and its slow close, only to a
+//! store that lives long enough to rescan.
+//!
 //! Events are never read: a snapshot whose watch reports anything is replaced by a rescan that
 //! starts a new watch, and the old one is closed when the old snapshot goes (on a thread of its
 //! own: closing an inotify instance blocks for milliseconds). So a child process
