@@ -55,11 +55,12 @@ fn hundreds_of_packs_under_a_tiny_descriptor_limit() {
 }
 
 /// The delta-base cache stays within its byte budget while a deep-delta history is read, and is
-/// actually used (a budget that never fills would prove nothing).
+/// actually used (a budget that never fills would prove nothing): a history long enough that
+/// most of its chains come after the ones that earn the store its cache.
 #[test]
 fn delta_base_cache_stays_within_its_budget() {
     let repo = Repo::new();
-    repo.grow_history(12, 8, "c");
+    repo.grow_history(24, 8, "c");
     repo.git(&["repack", "-adfq", "--depth=50", "--window=50"]);
     repo.prune_loose();
     let budget = 16 << 10;

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::format::pack::{self, EntryKind, ObjectKind};
@@ -92,6 +93,16 @@ enum Root {
 /// 1 thread), 2.22x, 2.28x to 2.64x, 2.63x (50 packs, 2 threads), 4.92x, 5.54x to 6.34x, 5.88x
 /// (1 pack, 2 threads); the other rows within the runs' spread.
 const CHECKPOINT_SPACING: u32 = 2;
+
+/// The delta-base cache takes entries only once a store has decoded this many delta chains
+/// (the ones before are rebuilt in scratch buffers, like chains whose bases the cache refuses).
+/// A cached base pays only when a later read comes back to it, and the first entries cost
+/// fresh memory: a segment mapped, a page fault for every page written, the `munmap` when the
+/// store closes. A program that opens a repository for a few reads (a command-line tool, a
+/// server opening it per request: the read bench's `open, read 1, close`) pays that and gets
+/// nothing back; a store that lives on loses a few re-decoded bases, once. Like the merged
+/// index and the fine fanout, the cache is earned.
+pub(super) const CHAINS_BEFORE_CACHE: usize = 16;
 
 /// Buffers a thread reuses from one chain to the next, so applying a delta allocates nothing
 /// (the results the cache keeps go into its segments): the inflated delta, and the two
@@ -307,6 +318,13 @@ impl Store {
         })
     }
 
+    /// Whether this store has decoded [`CHAINS_BEFORE_CACHE`] delta chains, counting this one:
+    /// a load once it has (the count stops there, so its cache line stays shared).
+    fn cache_earned(&self) -> bool {
+        self.chains_decoded.load(Ordering::Relaxed) >= CHAINS_BEFORE_CACHE
+            || self.chains_decoded.fetch_add(1, Ordering::Relaxed) >= CHAINS_BEFORE_CACHE
+    }
+
     /// Applies the deltas of `chain` base-first onto `root` (in `pack`, whose data is `data`),
     /// writing the requested object into `sink`. Each result is written once, into its final
     /// place: the host's buffer for the requested object, a new cache entry for a root or a
@@ -325,6 +343,7 @@ impl Store {
             base: scratch_base,
             target: scratch_target,
         } = scratch;
+        let caching = self.cache_earned();
         // The base of the next delta: `shared` with the cache, or else the first `scratch_len`
         // bytes of `scratch_base`.
         let (kind, mut depth, mut shared, mut scratch_len) = match root {
@@ -335,7 +354,7 @@ impl Store {
                 kind,
             } => {
                 let len = self.check_size(pack, entry.size, "entry")?;
-                match self.cache.new_entry(len) {
+                match caching.then(|| self.cache.new_entry(len)).flatten() {
                     Some(mut bytes) => {
                         self.inflate_entry(pack, &data, offset, &entry, &mut bytes)?;
                         let cached = self.cache.insert((pack.number, offset), bytes, kind, 0);
@@ -376,7 +395,7 @@ impl Store {
                 return Ok(kind);
             }
             depth = depth.saturating_add(1);
-            let entry = if depth.is_multiple_of(CHECKPOINT_SPACING) {
+            let entry = if caching && depth.is_multiple_of(CHECKPOINT_SPACING) {
                 self.cache.new_entry(len)
             } else {
                 None
@@ -620,6 +639,23 @@ mod tests {
         sink.data
     }
 
+    /// Decodes the deepest chain [`CHAINS_BEFORE_CACHE`] times, which earns the store its
+    /// cache and leaves it empty; returns the deepest blob.
+    fn earn_cache(store: &Store, blobs: &[(ObjectId, u64, u32)]) -> (ObjectId, u32) {
+        let &(deepest, _, depth) = blobs.iter().max_by_key(|blob| blob.2).expect("blobs");
+        assert!(depth >= 6, "git built a chain (depth {depth})");
+        for _ in 0..CHAINS_BEFORE_CACHE {
+            assert_eq!(read(store, &deepest), git_object(store, &deepest));
+        }
+        assert_eq!(store.cache.len(), 0, "nothing cached before it is earned");
+        assert_eq!(
+            store.cached_bytes(),
+            0,
+            "no segment mapped before it is earned"
+        );
+        (deepest, depth)
+    }
+
     /// The depths below `depth` that a read of the object at `depth` leaves in the cache.
     fn checkpoints_below(depth: u32) -> Vec<u32> {
         (0..depth).filter(|d| d % CHECKPOINT_SPACING == 0).collect()
@@ -628,8 +664,7 @@ mod tests {
     #[test]
     fn caches_the_checkpoints_of_a_chain() {
         let (_dir, store, blobs) = single_chain(64 << 20);
-        let &(deepest, _, depth) = blobs.iter().max_by_key(|blob| blob.2).expect("blobs");
-        assert!(depth >= 6, "git built a chain (depth {depth})");
+        let (deepest, depth) = earn_cache(&store, &blobs);
         let body = read(&store, &deepest);
         // The root and every second intermediate, even with room for all of them; never the
         // requested object itself.
@@ -657,13 +692,13 @@ mod tests {
     fn a_full_cache_takes_checkpoints_within_its_budget() {
         let budget = 256 << 10;
         let (_dir, store, blobs) = single_chain(budget);
+        let (deepest, depth) = earn_cache(&store, &blobs);
         // Fill the budget with tiny entries of a pack number no real pack has: from now on the
         // cache takes an entry only by evicting.
         for offset in 0..(budget / 100) as u64 {
             let entry = store.cache.new_entry(1).expect("room");
             store.cache.insert((0, offset), entry, ObjectKind::Blob, 0);
         }
-        let &(deepest, _, depth) = blobs.iter().max_by_key(|blob| blob.2).expect("blobs");
         assert_eq!(read(&store, &deepest), git_object(&store, &deepest));
         assert_eq!(cached_depths(&store, &blobs), checkpoints_below(depth));
         assert!(store.cached_bytes() <= budget);

@@ -101,6 +101,8 @@ pub struct Store {
     cache: DeltaBaseCache,
     /// Types and sizes `read_header` has resolved.
     headers: HeaderMemo,
+    /// Delta chains decoded so far, counted up to [`decode::CHAINS_BEFORE_CACHE`].
+    chains_decoded: AtomicUsize,
     maps: Arc<MapCounter>,
     next_pack_number: AtomicU64,
     /// Advances whenever a pack is mapped; packs remember the epoch of their last read.
@@ -201,6 +203,7 @@ impl Store {
             maps: Arc::new(MapCounter::default()),
             next_pack_number: AtomicU64::new(1),
             epoch: AtomicU64::new(1),
+            chains_decoded: AtomicUsize::new(0),
             last_midx_problems: Mutex::new(Vec::new()),
         }
     }
