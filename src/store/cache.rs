@@ -6,8 +6,8 @@
 //! [`DeltaBaseCache::new_entry`]), and evicts a segment at a time.
 //!
 //! What goes in is decided by the decoder (`decode.rs`): chain roots and the intermediate results
-//! at every second depth; the object a read asked for is looked up here first, so a cached base
-//! is served by a copy, as in libgit2.
+//! at every second depth, once the store has decoded a few chains; the object a read asked for
+//! is looked up here first, so a cached base is served by a copy, as in libgit2.
 //!
 //! Objects live in [`Segment`]s (anonymous mappings of up to 2 MiB, see the mmap layer for why
 //! not the heap), written front to back, as a log: the segments form a queue, a full segment
