@@ -308,7 +308,7 @@ fn refresh_picks_up_new_packs_and_drops_vanished_ones() {
 }
 
 /// Whether a backend made with `options` learns of directory changes from change events once
-/// it has rescanned (its first scan is watched by stamps).
+/// it has refreshed (its first scan is watched by stamps until then).
 fn backend_uses_events(
     objects_dir: &std::path::Path,
     options: odbpack::ffi::odbpack_options,
@@ -318,7 +318,7 @@ fn backend_uses_events(
         !uses_change_events(&odb.store()),
         "the first scan uses stamps"
     );
-    odb.store().rescan().expect("rescan");
+    odb.store().refresh().expect("refresh");
     uses_change_events(&odb.store())
 }
 

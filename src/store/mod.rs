@@ -36,7 +36,7 @@ use headers::HeaderMemo;
 use pack::MapCounter;
 use packset::Scanner;
 pub use packset::{Location, MidxProblem, PackSet};
-use watch::DirWatch;
+use watch::{DirWatch, EventsWhen};
 
 /// Tuning and limits of a store. Backends on the same directory share a store only when their
 /// options are equal.
@@ -57,8 +57,8 @@ pub struct Options {
     /// `GIT_OPT_SET_PACK_MAX_OBJECT_SIZE`; larger ones fail with a clear error.
     pub max_object_size: u64,
     /// Learn of directory changes from kernel change events where the system offers them
-    /// (Linux, local file systems; see [`watch`]) from the store's first rescan on; otherwise,
-    /// before it, or when false, by re-stamping the directories on every refresh.
+    /// (Linux, local file systems; see [`watch`]) from the store's first refresh on; otherwise,
+    /// or when false, by re-stamping the directories on every refresh.
     pub change_events: bool,
 }
 
@@ -291,12 +291,16 @@ impl Store {
     }
 
     fn rescan_locked(&self, current: &PackSet) -> Result<()> {
-        // The first scan (`current` is the empty snapshot, never scanned) is watched by stamps:
-        // change events cost an inotify instance, set up now and closed later on another
-        // thread, that a store opened for a read or two never uses. The first rescan after it
-        // (the directory changed, or changed too recently for its stamps to be trusted) starts
-        // them, for a store that lives on.
-        let events = self.options.change_events && current.watch.is_some();
+        // The first scan (`current` is the empty snapshot, never scanned) is watched by stamps
+        // until a refresh: change events cost an inotify instance, set up now and closed later
+        // on another thread, that a store opened for a read or two never uses.
+        let events = if !self.options.change_events {
+            EventsWhen::Never
+        } else if current.watch.is_none() {
+            EventsWhen::FirstCheck
+        } else {
+            EventsWhen::Now
+        };
         // Started before the directory is read: a change made during the scan shows next time.
         let watch = DirWatch::start(&self.objects_dir, &self.pack_dir, events)
             .map_err(|e| Error::io(&self.pack_dir, e))?;

@@ -12,8 +12,9 @@
 //!   forces a rescan.
 //!
 //! A store's first scan is watched by stamps, whatever the system offers (the store decides,
-//! in `rescan_locked`): an inotify instance is worth its setup, and its slow close, only to a
-//! store that lives long enough to rescan.
+//! in `rescan_locked`), and its first refresh that finds nothing changed starts the events:
+//! an inotify instance is worth its setup, and its slow close, only to a store that lives long
+//! enough to refresh (a miss), not to one opened for a read or two.
 //!
 //! Events are never read: a snapshot whose watch reports anything is replaced by a rescan that
 //! starts a new watch, and the old one is closed when the old snapshot goes (on a thread of its
@@ -29,6 +30,8 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+#[cfg(target_os = "linux")]
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use super::packset::MIDX_CHAIN_DIR;
@@ -37,6 +40,20 @@ use super::packset::MIDX_CHAIN_DIR;
 #[derive(Debug)]
 pub struct DirWatch(Method);
 
+/// When a watch uses change events (where the system offers them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventsWhen {
+    /// Never: stamps only.
+    Never,
+    /// From the start.
+    Now,
+    /// Stamps first; events from the first check that finds the directory unchanged on. A
+    /// store's first scan is watched so: see the module doc.
+    FirstCheck,
+}
+
+// One watch per snapshot, made at a rescan: its size does not matter, a box would be noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Method {
     #[cfg(target_os = "linux")]
@@ -46,36 +63,57 @@ enum Method {
     Stamps {
         dirs: StampedDirs,
         stamp: Option<DirStamp>,
+        #[cfg(target_os = "linux")]
+        later: Option<LaterEvents>,
     },
+}
+
+/// The change events of an [`EventsWhen::FirstCheck`] watch: where to start them, and once
+/// tried, what that gave (`None`: the system offers none here, stamps go on serving).
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+struct LaterEvents {
+    objects_dir: PathBuf,
+    pack_dir: PathBuf,
+    started: OnceLock<Option<events::ChangeEvents>>,
 }
 
 impl DirWatch {
     /// Starts watching the pack directory of `objects_dir` as it is now. Call it *before*
     /// reading the directory: a change made after it shows at the next [`DirWatch::unchanged`].
-    /// `events` allows change events where the system offers them.
-    pub fn start(objects_dir: &Path, pack_dir: &Path, events: bool) -> io::Result<DirWatch> {
+    pub fn start(objects_dir: &Path, pack_dir: &Path, events: EventsWhen) -> io::Result<DirWatch> {
         #[cfg(target_os = "linux")]
-        if events && let Some(watch) = events::ChangeEvents::start(objects_dir, pack_dir) {
+        if events == EventsWhen::Now
+            && let Some(watch) = events::ChangeEvents::start(objects_dir, pack_dir)
+        {
             return Ok(DirWatch(Method::Events(watch)));
         }
-        let _ = (objects_dir, events);
         let dirs = StampedDirs::open(pack_dir)?;
         let stamp = Some(dirs.stamp()?);
-        Ok(DirWatch(Method::Stamps { dirs, stamp }))
+        #[cfg(target_os = "linux")]
+        let later = (events == EventsWhen::FirstCheck).then(|| LaterEvents {
+            objects_dir: objects_dir.to_owned(),
+            pack_dir: pack_dir.to_owned(),
+            started: OnceLock::new(),
+        });
+        #[cfg(not(target_os = "linux"))]
+        let _ = (objects_dir, events);
+        Ok(DirWatch(Method::Stamps {
+            dirs,
+            stamp,
+            #[cfg(target_os = "linux")]
+            later,
+        }))
     }
 
     /// Called when the scan that followed [`DirWatch::start`] began at `scan_start`: a stamp
     /// whose last change is too close to it to prove that nothing else changed in the same
     /// timestamp tick is not trusted (file systems with coarse clocks; libgit2 #932).
-    pub fn settle(self, scan_start: SystemTime) -> DirWatch {
-        match self.0 {
-            Method::Stamps { dirs, stamp } => DirWatch(Method::Stamps {
-                dirs,
-                stamp: stamp.filter(|stamp| !stamp.is_racy(scan_start)),
-            }),
-            #[cfg(target_os = "linux")]
-            events => DirWatch(events),
+    pub fn settle(mut self, scan_start: SystemTime) -> DirWatch {
+        if let Method::Stamps { stamp, .. } = &mut self.0 {
+            *stamp = stamp.filter(|stamp| !stamp.is_racy(scan_start));
         }
+        self
     }
 
     /// Whether nothing changed since [`DirWatch::start`].
@@ -83,16 +121,57 @@ impl DirWatch {
         match &self.0 {
             #[cfg(target_os = "linux")]
             Method::Events(events) => Ok(!events.pending()),
-            Method::Stamps { dirs, stamp } => match stamp {
-                Some(stamp) => Ok(dirs.stamp()? == *stamp),
-                None => Ok(false),
-            },
+            Method::Stamps {
+                dirs,
+                stamp,
+                #[cfg(target_os = "linux")]
+                later,
+            } => {
+                #[cfg(target_os = "linux")]
+                if let Some(Some(events)) = later.as_ref().and_then(|later| later.started.get()) {
+                    return Ok(!events.pending());
+                }
+                let Some(stamp) = stamp else {
+                    return Ok(false);
+                };
+                if dirs.stamp()? != *stamp {
+                    return Ok(false);
+                }
+                #[cfg(target_os = "linux")]
+                if let Some(later) = later
+                    && later.started.get().is_none()
+                {
+                    // Started after a stamp found nothing changed, kept only if a second stamp
+                    // after the start still finds nothing: from then on every change is an
+                    // event. (Two threads may both start one; the loser's is closed.)
+                    let events = events::ChangeEvents::start(&later.objects_dir, &later.pack_dir);
+                    if events.is_some() && dirs.stamp()? != *stamp {
+                        return Ok(false);
+                    }
+                    let _ = later.started.set(events);
+                }
+                Ok(true)
+            }
         }
     }
 
     /// Whether this watch is fed by change events (else by stamps).
     pub fn uses_events(&self) -> bool {
-        !matches!(self.0, Method::Stamps { .. })
+        match &self.0 {
+            #[cfg(target_os = "linux")]
+            Method::Events(_) => true,
+            Method::Stamps {
+                #[cfg(target_os = "linux")]
+                later,
+                ..
+            } => {
+                #[cfg(target_os = "linux")]
+                if let Some(later) = later {
+                    return matches!(later.started.get(), Some(Some(_)));
+                }
+                false
+            }
+        }
     }
 }
 
@@ -455,7 +534,7 @@ mod tests {
 
     /// Starts an event watch and checks it is one (these tests run on a local file system).
     fn event_watch(objects: &Path, pack: &Path) -> DirWatch {
-        let watch = DirWatch::start(objects, pack, true).expect("start");
+        let watch = DirWatch::start(objects, pack, EventsWhen::Now).expect("start");
         assert!(
             watch.uses_events(),
             "a local file system gets change events"
@@ -535,9 +614,34 @@ mod tests {
     }
 
     #[test]
+    fn a_first_check_watch_starts_events_once_its_stamps_find_nothing_changed() {
+        let (_root, objects, pack) = objects_dir();
+        // Racy stamps: a change, and no events started for it (the store rescans and starts
+        // a watch with events at once).
+        let racy = DirWatch::start(&objects, &pack, EventsWhen::FirstCheck)
+            .expect("start")
+            .settle(SystemTime::now());
+        assert!(
+            !racy.unchanged().expect("stamp"),
+            "a racy stamp is a change"
+        );
+        assert!(!racy.uses_events());
+        let watch = DirWatch::start(&objects, &pack, EventsWhen::FirstCheck)
+            .expect("start")
+            .settle(SystemTime::now() + RACY_WINDOW * 2);
+        assert!(!watch.uses_events(), "stamps until the first check");
+        assert!(watch.unchanged().expect("check"));
+        assert!(watch.uses_events(), "events from the first check on");
+        assert!(watch.unchanged().expect("poll"), "nothing changed yet");
+        // Now told by the events: a watch that has them asks nothing else.
+        fs::write(pack.join("pack-1.idx"), b"x").expect("write");
+        assert_seen(&watch, "a new file after the first check");
+    }
+
+    #[test]
     fn stamps_serve_when_events_are_not_wanted() {
         let (_root, objects, pack) = objects_dir();
-        let watch = DirWatch::start(&objects, &pack, false).expect("start");
+        let watch = DirWatch::start(&objects, &pack, EventsWhen::Never).expect("start");
         assert!(!watch.uses_events());
         // Just created: too recent to trust, so every refresh rescans.
         let racy = watch.settle(SystemTime::now());
@@ -546,7 +650,7 @@ mod tests {
             "a racy stamp is a change"
         );
         // Judged from a scan that started well after the last change, it is trusted...
-        let watch = DirWatch::start(&objects, &pack, false)
+        let watch = DirWatch::start(&objects, &pack, EventsWhen::Never)
             .expect("start")
             .settle(SystemTime::now() + RACY_WINDOW * 2);
         assert!(watch.unchanged().expect("stamp"));
