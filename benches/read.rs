@@ -15,10 +15,10 @@
 //! ratios (each compares two measurements taken back to back). Children write to the parent's
 //! stderr, so a failed read (which panics on purpose) is shown there, and the parent then panics.
 //!
-//! Each measurement opens fresh odbs (`open, read 1, close` a fresh one for every read, see
-//! [`open_read_close`]), warms them up with the same operation for as long as it then
-//! measures, and asks for ids from a list of its own, shuffled per thread and walked in order
-//! (see [`shuffled`]). Before the tables, a line says how this machine's memory copies
+//! Each measurement opens fresh odbs (`open, read 1, close` a fresh one for every read, and
+//! frees it: what a command-line tool or a server opening the repository per request pays),
+//! warms them up with the same operation for as long as it then measures, and asks for ids
+//! from a list of its own, shuffled per thread and walked in order (see [`shuffled`]). Before the tables, a line says how this machine's memory copies
 //! scale from one thread to two ([`print_machine_scaling`]); under each corpus, a line times
 //! inflate alone on every entry of its packs, zlib (libgit2's) against sirocco (ours), and
 //! sirocco on two threads ([`print_inflate_ratio`]): the ceilings of reads that are mostly one
@@ -388,15 +388,9 @@ fn measure(
             .map(|t| {
                 scope.spawn(move || {
                     let seed = 0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1);
-                    if op == Op::OpenReadClose {
-                        return open_read_close(
-                            objects,
-                            backend,
-                            &shuffled(&ids.full, seed),
-                            budget,
-                        );
-                    }
-                    let odb = Odb::open(objects, backend);
+                    // `open, read 1, close` opens its own odbs: none may keep the store alive.
+                    let held = (op != Op::OpenReadClose).then(|| Odb::open(objects, backend));
+                    let odb = || held.as_ref().expect("this operation reads one odb");
                     let schedule = match op {
                         Op::ExistsMiss => shuffled(&ids.missing, seed),
                         Op::Prefix12 | Op::ExistsPrefix12 => shuffled(&ids.short12, seed),
@@ -406,6 +400,11 @@ fn measure(
                     let mut next = schedule.iter().cycle();
                     let (mut count, mut check) = (0usize, 0u64);
                     let n = ids.full.len();
+                    // Every id exists: a failed read is a bug, never a fast operation.
+                    let ok = |result: Result<usize, std::ffi::c_int>| match result {
+                        Ok(size) => size as u64,
+                        Err(rc) => panic!("{backend:?} {op:?} failed: {rc} {}", last_error()),
+                    };
                     // Warm up first (same odb, same op): past the cold start (maps, index
                     // tables, first lookups). The delta-base caches start empty with the fresh
                     // odbs and fill as far as the warm-up takes them; the full passes warm
@@ -421,28 +420,34 @@ fn measure(
                         }
                         match op {
                             Op::Foreach => {
-                                let listed = odb.foreach_count();
+                                let listed = odb().foreach_count();
                                 count += listed;
                                 check += listed as u64;
                                 continue;
                             }
                             Op::ReadAll => {
                                 for id in &ids.full {
-                                    check += odb.read_size(id).map_or(0, |size| size as u64);
+                                    check += odb().read_size(id).map_or(0, |size| size as u64);
                                 }
                                 count += n;
                                 continue;
                             }
+                            // What a command-line tool, or a server that opens the repository
+                            // for each request, pays: a fresh odb (for odbpack a fresh store,
+                            // unless the other thread's odb is open at that moment: directory
+                            // scanned, indexes and packs mapped), one read, the odb freed (its
+                            // maps unmapped).
+                            Op::OpenReadClose => {
+                                for id in next.by_ref().take(4) {
+                                    check += ok(Odb::open(objects, backend).read_size(id));
+                                    count += 1;
+                                }
+                                continue;
+                            }
                             _ => {}
                         }
+                        let odb = odb();
                         for id in next.by_ref().take(256) {
-                            // Every id exists: a failed read is a bug, never a fast operation.
-                            let ok = |result: Result<usize, std::ffi::c_int>| match result {
-                                Ok(size) => size as u64,
-                                Err(rc) => {
-                                    panic!("{backend:?} {op:?} failed: {rc} {}", last_error())
-                                }
-                            };
                             check += match op {
                                 Op::ExistsHit | Op::ExistsMiss => u64::from(odb.exists_raw(id)),
                                 Op::ReadHeader => ok(odb.read_header_size(id)),
@@ -471,41 +476,6 @@ fn measure(
         .map(|(count, elapsed, _)| *count as f64 / elapsed.as_secs_f64())
         .sum();
     (rate, results.iter().map(|r| r.2).sum())
-}
-
-/// `open, read 1, close`: what a command-line tool, or a server that opens the repository for
-/// each request, pays: a fresh odb (for odbpack a fresh store, unless the other thread's odb is
-/// open at that moment: the directory scanned, indexes and packs mapped), one read of the next
-/// id of `schedule`, the odb freed (its maps unmapped). Warmed up like the other operations (the page
-/// cache, this thread's allocator); returns the count, the measured time and the checksum.
-fn open_read_close(
-    objects: &Path,
-    backend: Backend,
-    schedule: &[libgit2_sys::git_oid],
-    budget: Duration,
-) -> (usize, Duration, u64) {
-    let mut next = schedule.iter().cycle();
-    let (mut count, mut check) = (0usize, 0u64);
-    let mut start = Instant::now();
-    let mut warming = true;
-    while warming || start.elapsed() < budget {
-        if warming && start.elapsed() >= budget {
-            warming = false;
-            (count, check) = (0, 0);
-            start = Instant::now();
-        }
-        for id in next.by_ref().take(4) {
-            let odb = Odb::open(objects, backend);
-            check += odb.read_size(id).unwrap_or_else(|rc| {
-                panic!(
-                    "{backend:?} open, read 1, close failed: {rc} {}",
-                    last_error()
-                )
-            }) as u64;
-            count += 1;
-        }
-    }
-    (count, start.elapsed(), check)
 }
 
 /// The middle value of `samples` (the mean of the two middle ones for an even count).
