@@ -265,8 +265,6 @@ impl Pack {
                 index.num_objects()
             )));
         }
-        let bytes = Mmap::map(&file, &metadata).map_err(open_error)?;
-        drop(file);
         let trailer = &ends[pack::HEADER_LEN..];
         if trailer != index.pack_checksum().as_bytes() {
             return Err(inconsistent(format!(
@@ -274,6 +272,9 @@ impl Pack {
                 index.pack_checksum()
             )));
         }
+        // Mapped only once it is known to be this index's pack; the descriptor closes here.
+        let bytes = Mmap::map(&file, &metadata).map_err(open_error)?;
+        drop(file);
         let ticket = MapTicket::new(counter, bytes.len() as u64);
         let data = Arc::new(PackData {
             bytes,

@@ -47,7 +47,7 @@ pub enum EventsWhen {
     Never,
     /// From the start.
     Now,
-    /// Stamps first; events from the first check that finds the directory unchanged on. A
+    /// Stamps until a check finds the directory unchanged, events from that check on. A
     /// store's first scan is watched so: see the module doc.
     FirstCheck,
 }
