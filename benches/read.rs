@@ -18,8 +18,9 @@
 //! Each measurement opens fresh odbs (`open, read 1, close` a fresh one for every read, and
 //! frees it: what a command-line tool or a server opening the repository per request pays),
 //! warms them up with the same operation for as long as it then measures, and asks for ids
-//! from a list of its own, shuffled per thread and walked in order (see [`shuffled`]). Before the tables, a line says how this machine's memory copies
-//! scale from one thread to two ([`print_machine_scaling`]); under each corpus, a line times
+//! from a list of its own, shuffled per thread and walked in order (see [`shuffled`]). Before
+//! the tables, a line says how this machine's memory copies scale from one thread to two
+//! ([`print_machine_scaling`]); under each corpus, a line times
 //! inflate alone on every entry of its packs, zlib (libgit2's) against sirocco (ours), and
 //! sirocco on two threads ([`print_inflate_ratio`]): the ceilings of reads that are mostly one
 //! inflate. `ODBPACK_BENCH_OPS` selects that line by the name `inflate alone`.
