@@ -51,7 +51,8 @@ typedef struct odbpack_options {
    */
   uint64_t max_mapped_bytes;
   /**
-   * Limit on pack files mapped at once (default 4096). Mapped files hold no descriptor.
+   * Limit on pack files open at once (default 4096). Mapped files hold no descriptor; a
+   * young pack is read through one until it has served a few hundred entries (at most 64).
    */
   uint64_t max_mapped_packs;
   /**

@@ -25,7 +25,7 @@ impl Mmap {
     /// metadata as seen through the same descriptor (so size and mtime match the bytes).
     pub fn open(path: &Path) -> io::Result<(Mmap, std::fs::Metadata)> {
         let (file, metadata) = Mmap::open_file(path)?;
-        Ok((Mmap::map(&file, &metadata)?, metadata))
+        Ok((Mmap::map(&file, metadata.len())?, metadata))
     }
 
     /// Opens `path` for [`Mmap::map`], checking that it is a regular file; a caller may read a
@@ -42,13 +42,13 @@ impl Mmap {
         Ok((file, metadata))
     }
 
-    /// Maps all of `file` (opened by [`Mmap::open_file`], whose `metadata` gives the length:
-    /// no second `stat`). The descriptor may be closed afterwards.
-    pub fn map(file: &File, metadata: &std::fs::Metadata) -> io::Result<Mmap> {
-        if metadata.len() == 0 {
+    /// Maps all of `file` (opened by [`Mmap::open_file`], whose metadata gives its `len`: no
+    /// second `stat`). The descriptor may be closed afterwards.
+    pub fn map(file: &File, len: u64) -> io::Result<Mmap> {
+        if len == 0 {
             return Ok(Mmap { map: None });
         }
-        let len = usize::try_from(metadata.len())
+        let len = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large to map"))?;
         #[allow(unsafe_code)]
         // SAFETY: the mapping is private and read-only, and git never modifies these files in

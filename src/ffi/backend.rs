@@ -41,7 +41,8 @@ pub struct odbpack_options {
     pub delta_cache_bytes: usize,
     /// Soft limit on mapped pack data (default 8 GiB on 64-bit hosts).
     pub max_mapped_bytes: u64,
-    /// Limit on pack files mapped at once (default 4096). Mapped files hold no descriptor.
+    /// Limit on pack files open at once (default 4096). Mapped files hold no descriptor; a
+    /// young pack is read through one until it has served a few hundred entries (at most 64).
     pub max_mapped_packs: u64,
     /// Largest object odbpack will inflate (default 1 TiB - 1 on 64-bit hosts).
     pub max_object_size: u64,

@@ -2,6 +2,7 @@
 //! deltas, and resolving the final type and size without inflating whole objects.
 
 use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -61,6 +62,36 @@ struct Link<'a> {
     pack: &'a Arc<Pack>,
     offset: u64,
     entry: Entry,
+    stream: Stream,
+}
+
+/// Where an entry's zlib stream is, as the walk of its chain found it.
+#[derive(Clone, Debug)]
+enum Stream {
+    /// In its pack's mapping, from the entry's data offset to the end of the pack body.
+    Mapped,
+    /// Read through the file into [`Scratch::reads`], at this range: up to the most zlib
+    /// writes for the entry's size ([`stream_bound`]) or to the end of the body, or only what
+    /// the header's window held of it (see [`READ_BUDGET`]). An inflate that runs out of it
+    /// short of the body's end goes on from the mapping.
+    Read(Range<usize>),
+}
+
+/// Bytes read at an entry's offset through the file: its header and, usually, all of a
+/// delta's stream, in one `pread`.
+const ENTRY_WINDOW: u64 = 4096;
+
+/// Bytes one decode reads through the file at most: a stream that would take more (a large
+/// object, a long chain of large deltas) is inflated from the mapping instead, so a young
+/// pack's reads never copy more than this, and a large object pays for its own mapping.
+const READ_BUDGET: usize = 4 << 20;
+
+/// The most compressed bytes a zlib stream inflating to `size` bytes takes when written by
+/// zlib (git's encoder): stored blocks add 5 bytes per 64 KiB, fixed Huffman codes at most an
+/// eighth. A longer stream is valid zlib all the same; the decoder then maps the pack and reads
+/// it there.
+fn stream_bound(size: u64) -> u64 {
+    size.saturating_add(size / 8).saturating_add(64)
 }
 
 /// The start of a chain: what the deltas apply to.
@@ -70,6 +101,7 @@ enum Root {
     Whole {
         offset: u64,
         entry: Entry,
+        stream: Stream,
         kind: ObjectKind,
     },
 }
@@ -113,6 +145,8 @@ struct Scratch {
     delta: Vec<u8>,
     base: Vec<u8>,
     target: Vec<u8>,
+    /// The entries of packs read through the file (see [`Stream::Read`]), of one decode.
+    reads: Vec<u8>,
 }
 
 /// Scratch buffers larger than this are freed after use: one huge object in a chain must not
@@ -121,7 +155,12 @@ const SCRATCH_KEEP: usize = 1 << 20;
 
 impl Scratch {
     fn release_large(&mut self) {
-        for buffer in [&mut self.delta, &mut self.base, &mut self.target] {
+        for buffer in [
+            &mut self.delta,
+            &mut self.base,
+            &mut self.target,
+            &mut self.reads,
+        ] {
             if buffer.capacity() > SCRATCH_KEEP {
                 *buffer = Vec::new();
             }
@@ -131,6 +170,20 @@ impl Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `decode` with this thread's scratch buffers, emptied of the last decode's reads.
+fn with_scratch<R>(decode: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            scratch.reads.clear();
+            let result = decode(&mut scratch);
+            scratch.release_large();
+            result
+        }
+        // Re-entrant use (not expected): fresh buffers instead of a borrow panic.
+        Err(_) => decode(&mut Scratch::default()),
+    })
 }
 
 /// The first `len` bytes of `buffer`, growing it (fallibly: sizes come from the pack) when it is
@@ -146,22 +199,14 @@ fn grow(buffer: &mut Vec<u8>, len: usize) -> Result<&mut [u8]> {
 }
 
 impl Store {
-    /// The mapped data of `pack`, mapping it (and enforcing the map budget) on first use.
+    /// The data of `pack`, opening it (and enforcing the map budget) on first use.
     fn pack_data(&self, pack: &Arc<Pack>) -> Result<DataRef> {
-        let (data, newly_mapped) = pack.data(&self.maps)?;
-        if newly_mapped {
+        let (data, newly_opened) = pack.data(&self.maps)?;
+        if newly_opened {
             self.enforce_map_budget(pack);
         }
         pack.touch(self.epoch());
         Ok(data)
-    }
-
-    fn parse_entry(&self, pack: &Pack, data: &PackData, offset: u64) -> Result<Entry> {
-        pack::parse_entry(&data.bytes, offset).map_err(|source| Error::Pack {
-            path: pack.pack_path().to_owned(),
-            offset,
-            source,
-        })
     }
 
     /// Finds the base of a REF_DELTA: in the same pack first (where git puts it), then anywhere
@@ -203,30 +248,132 @@ impl Store {
         usize::try_from(size).map_err(|_| Error::OutOfMemory(usize::MAX))
     }
 
-    /// Inflates an entry's zlib stream into `out` (exactly `out.len()` bytes).
-    fn inflate_entry(
+    /// Parses the entry at `offset` and finds its zlib stream: in the mapping, or read through
+    /// the file into `reads` (the header and, with `whole_stream`, all of the stream up to its
+    /// [`stream_bound`]; else what the header's window holds of it).
+    fn read_entry(
         &self,
         pack: &Pack,
         data: &PackData,
         offset: u64,
+        whole_stream: bool,
+        reads: &mut Vec<u8>,
+    ) -> Result<(Entry, Stream)> {
+        let corrupt = |source| Error::Pack {
+            path: pack.pack_path().to_owned(),
+            offset,
+            source,
+        };
+        if let Some(bytes) = data.mapped() {
+            let entry = pack::parse_entry(bytes, offset).map_err(corrupt)?;
+            return Ok((entry, Stream::Mapped));
+        }
+        let body_end = data.len() - pack::TRAILER_LEN as u64;
+        if offset < pack::HEADER_LEN as u64 || offset >= body_end {
+            return Err(corrupt(pack::Error::OffsetOutOfRange { offset }));
+        }
+        let read_error = |error| Error::io(pack.pack_path(), error);
+        // Past the budget, only the header: the stream is then inflated from the mapping.
+        let window_len = if reads.len() < READ_BUDGET {
+            ENTRY_WINDOW
+        } else {
+            (pack::MAX_ENTRY_HEADER_LEN + HASH_LEN) as u64
+        };
+        let window_end = body_end.min(offset.saturating_add(window_len));
+        let window = data
+            .read_into(offset..window_end, reads)
+            .map_err(read_error)?;
+        pack.count_read();
+        let entry = pack::parse_entry_header(&reads[window.clone()], offset).map_err(corrupt)?;
+        let stream_start = window.start + (entry.data_offset - offset) as usize;
+        let mut stream_end = window.end;
+        let wanted_end = body_end.min(entry.data_offset.saturating_add(stream_bound(entry.size)));
+        let within_budget = wanted_end
+            .checked_sub(window_end)
+            .and_then(|rest| usize::try_from(rest).ok())
+            .is_some_and(|rest| reads.len().saturating_add(rest) <= READ_BUDGET);
+        if whole_stream && wanted_end > window_end && within_budget {
+            // Right after the window in `reads`: the stream's bytes stay contiguous.
+            stream_end = data
+                .read_into(window_end..wanted_end, reads)
+                .map_err(read_error)?
+                .end;
+        }
+        Ok((entry, Stream::Read(stream_start..stream_end)))
+    }
+
+    /// The bytes an entry's zlib stream starts at, as far as they are known: to the end of the
+    /// pack body in the mapping, or the range of `reads` the walk read.
+    fn stream_bytes<'b>(
+        &self,
+        pack: &Pack,
+        data: &'b PackData,
         entry: &Entry,
+        stream: &Stream,
+        reads: &'b [u8],
+    ) -> Result<&'b [u8]> {
+        let bytes = match stream {
+            Stream::Read(range) => reads.get(range.clone()),
+            // A pack once mapped stays mapped when reopened (`Pack::data`).
+            Stream::Mapped => data.mapped().and_then(|bytes| {
+                let start = usize::try_from(entry.data_offset).ok()?;
+                bytes.get(start..bytes.len() - HASH_LEN)
+            }),
+        };
+        bytes.ok_or_else(|| Error::Inconsistent {
+            path: pack.pack_path().to_owned(),
+            what: format!(
+                "entry data at offset {} is past the end of the pack",
+                entry.data_offset
+            ),
+        })
+    }
+
+    /// Whether a stream read through the file stopped short of the pack body's end: a zlib
+    /// error running out of input there asks for the rest, not for the pack to be corrupt.
+    fn read_short(data: &PackData, entry: &Entry, stream: &Stream) -> bool {
+        match stream {
+            Stream::Read(range) => {
+                let end = entry.data_offset + range.len() as u64;
+                end < data.len() - pack::TRAILER_LEN as u64
+            }
+            Stream::Mapped => false,
+        }
+    }
+
+    /// The pack's data mapped, for a stream its read through the file cut short.
+    fn mapped_pack_data(&self, pack: &Arc<Pack>) -> Result<DataRef> {
+        let (data, newly_mapped) = pack.mapped_data(&self.maps)?;
+        if newly_mapped {
+            self.enforce_map_budget(pack);
+        }
+        Ok(data)
+    }
+
+    /// Inflates an entry's zlib stream into `out` (exactly `out.len()` bytes).
+    #[allow(clippy::too_many_arguments)]
+    fn inflate_entry(
+        &self,
+        pack: &Arc<Pack>,
+        data: &PackData,
+        offset: u64,
+        entry: &Entry,
+        stream: &Stream,
+        reads: &[u8],
         out: &mut [u8],
     ) -> Result<()> {
-        let end = data.bytes.len() - HASH_LEN;
-        let input = usize::try_from(entry.data_offset)
-            .ok()
-            .and_then(|start| data.bytes.get(start..end))
-            .ok_or_else(|| Error::Inconsistent {
-                path: pack.pack_path().to_owned(),
-                what: format!("entry at offset {offset} has its data past the end of the pack"),
-            })?;
-        zlib::inflate_exact(input, out)
-            .map(|_| ())
-            .map_err(|source| Error::Zlib {
-                path: pack.pack_path().to_owned(),
-                offset,
-                source,
-            })
+        let input = self.stream_bytes(pack, data, entry, stream, reads)?;
+        let mut result = zlib::inflate_exact(input, out);
+        if matches!(result, Err(zlib::Error::Truncated)) && Self::read_short(data, entry, stream) {
+            let mapped = self.mapped_pack_data(pack)?;
+            let input = self.stream_bytes(pack, &mapped, entry, &Stream::Mapped, reads)?;
+            result = zlib::inflate_exact(input, out);
+        }
+        result.map(|_| ()).map_err(|source| Error::Zlib {
+            path: pack.pack_path().to_owned(),
+            offset,
+            source,
+        })
     }
 
     /// Decodes the object at `location` into `sink`; returns its type.
@@ -235,6 +382,16 @@ impl Store {
         set: &'a PackSet,
         location: &Location<'a>,
         sink: &mut dyn ObjectSink,
+    ) -> Result<ObjectKind> {
+        with_scratch(|scratch| self.decode_with(set, location, sink, scratch))
+    }
+
+    fn decode_with<'a>(
+        &self,
+        set: &'a PackSet,
+        location: &Location<'a>,
+        sink: &mut dyn ObjectSink,
+        scratch: &mut Scratch,
     ) -> Result<ObjectKind> {
         let mut pack = location.pack;
         let mut data = self.pack_data(pack)?;
@@ -246,12 +403,13 @@ impl Store {
             if let Some(cached) = self.cache.get(&(pack.number, offset)) {
                 break Root::Cached(cached);
             }
-            let entry = self.parse_entry(pack, &data, offset)?;
+            let (entry, stream) = self.read_entry(pack, &data, offset, true, &mut scratch.reads)?;
             match entry.kind {
                 EntryKind::Base(kind) => {
                     break Root::Whole {
                         offset,
                         entry,
+                        stream,
                         kind,
                     };
                 }
@@ -260,6 +418,7 @@ impl Store {
                         pack,
                         offset,
                         entry,
+                        stream,
                     });
                     offset = base_offset;
                 }
@@ -268,6 +427,7 @@ impl Store {
                         pack,
                         offset,
                         entry,
+                        stream,
                     });
                     let next = self.locate_ref_base(set, pack, &base)?;
                     if !Arc::ptr_eq(next.pack, pack) {
@@ -293,11 +453,12 @@ impl Store {
                 Root::Whole {
                     offset,
                     entry,
+                    stream,
                     kind,
                 } => {
                     let len = self.check_size(pack, entry.size, "object")?;
                     let out = sink.buffer(kind, len)?;
-                    self.inflate_entry(pack, &data, offset, &entry, out)?;
+                    self.inflate_entry(pack, &data, offset, &entry, &stream, &scratch.reads, out)?;
                     Ok(kind)
                 }
                 Root::Cached(cached) => {
@@ -306,16 +467,7 @@ impl Store {
                 }
             };
         }
-
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => {
-                let result = self.apply_chain(chain, pack, data, root, sink, &mut scratch);
-                scratch.release_large();
-                result
-            }
-            // Re-entrant use (not expected): fresh buffers instead of a borrow panic.
-            Err(_) => self.apply_chain(chain, pack, data, root, sink, &mut Scratch::default()),
-        })
+        self.apply_chain(chain, pack, data, root, sink, scratch)
     }
 
     /// Whether this store has decoded [`CHAINS_BEFORE_CACHE`] delta chains, counting this one:
@@ -342,6 +494,7 @@ impl Store {
             delta: delta_buffer,
             base: scratch_base,
             target: scratch_target,
+            reads,
         } = scratch;
         let caching = self.cache_earned();
         // The base of the next delta: `shared` with the cache, or else the first `scratch_len`
@@ -351,18 +504,21 @@ impl Store {
             Root::Whole {
                 offset,
                 entry,
+                stream,
                 kind,
             } => {
                 let len = self.check_size(pack, entry.size, "entry")?;
                 match caching.then(|| self.cache.new_entry(len)).flatten() {
                     Some(mut bytes) => {
-                        self.inflate_entry(pack, &data, offset, &entry, &mut bytes)?;
+                        self.inflate_entry(
+                            pack, &data, offset, &entry, &stream, reads, &mut bytes,
+                        )?;
                         let cached = self.cache.insert((pack.number, offset), bytes, kind, 0);
                         (kind, 0, Some(cached.data), 0)
                     }
                     None => {
                         let out = grow(scratch_base, len)?;
-                        self.inflate_entry(pack, &data, offset, &entry, out)?;
+                        self.inflate_entry(pack, &data, offset, &entry, &stream, reads, out)?;
                         (kind, 0, None, len)
                     }
                 }
@@ -380,7 +536,15 @@ impl Store {
             }
             let delta_len = self.check_size(pack, link.entry.size, "entry")?;
             let delta_bytes = grow(delta_buffer, delta_len)?;
-            self.inflate_entry(pack, &data, link.offset, &link.entry, delta_bytes)?;
+            self.inflate_entry(
+                pack,
+                &data,
+                link.offset,
+                &link.entry,
+                &link.stream,
+                reads,
+                delta_bytes,
+            )?;
             let current: &[u8] = match &shared {
                 Some(bytes) => bytes,
                 None => &scratch_base[..scratch_len],
@@ -433,13 +597,25 @@ impl Store {
         if let Some((kind, Some(size))) = remembered {
             return Ok((kind, size));
         }
+        with_scratch(|scratch| self.decode_header_with(set, location, remembered, scratch))
+    }
+
+    fn decode_header_with<'a>(
+        &self,
+        set: &'a PackSet,
+        location: &Location<'a>,
+        remembered: Option<(ObjectKind, Option<u64>)>,
+        scratch: &mut Scratch,
+    ) -> Result<(ObjectKind, u64)> {
+        let requested = (location.pack.number, location.offset);
+        let reads = &mut scratch.reads;
         let mut pack = location.pack;
         let mut data = self.pack_data(pack)?;
         let mut offset = location.offset;
         if let Some((kind, None)) = remembered {
             // A walk through this entry taught its type: only the size is left to read.
-            let entry = self.parse_entry(pack, &data, offset)?;
-            let size = self.result_size(pack, &data, offset, &entry)?;
+            let (entry, stream) = self.read_entry(pack, &data, offset, false, reads)?;
+            let size = self.result_size(pack, &data, offset, &entry, &stream, reads)?;
             self.headers.remember(requested, kind, Some(size));
             return Ok((kind, size));
         }
@@ -459,9 +635,9 @@ impl Store {
                     break;
                 }
             }
-            let entry = self.parse_entry(pack, &data, offset)?;
+            let (entry, stream) = self.read_entry(pack, &data, offset, false, reads)?;
             if size.is_none() {
-                size = Some(self.result_size(pack, &data, offset, &entry)?);
+                size = Some(self.result_size(pack, &data, offset, &entry, &stream, reads)?);
             } else if !matches!(entry.kind, EntryKind::Base(_)) {
                 walked.push(key);
             }
@@ -497,37 +673,50 @@ impl Store {
 
     /// The size of the object an entry yields: its own for a whole object, the one its delta
     /// declares otherwise.
-    fn result_size(&self, pack: &Pack, data: &PackData, offset: u64, entry: &Entry) -> Result<u64> {
+    fn result_size(
+        &self,
+        pack: &Arc<Pack>,
+        data: &PackData,
+        offset: u64,
+        entry: &Entry,
+        stream: &Stream,
+        reads: &[u8],
+    ) -> Result<u64> {
         match entry.kind {
             EntryKind::Base(_) => Ok(entry.size),
-            _ => self.delta_result_size(pack, data, offset, entry),
+            _ => self.delta_result_size(pack, data, offset, entry, stream, reads),
         }
     }
 
     /// The result size a delta declares, from the first bytes of its stream.
     fn delta_result_size(
         &self,
-        pack: &Pack,
+        pack: &Arc<Pack>,
         data: &PackData,
         offset: u64,
         entry: &Entry,
+        stream: &Stream,
+        reads: &[u8],
     ) -> Result<u64> {
         // Two varints of at most 10 bytes each.
         let mut head = [0u8; 20];
         let want = head
             .len()
             .min(usize::try_from(entry.size).unwrap_or(usize::MAX));
-        let end = data.bytes.len() - HASH_LEN;
-        let input = usize::try_from(entry.data_offset)
-            .ok()
-            .and_then(|start| data.bytes.get(start..end))
-            .unwrap_or(&[]);
-        let produced =
-            zlib::inflate_prefix(input, &mut head[..want]).map_err(|source| Error::Zlib {
-                path: pack.pack_path().to_owned(),
-                offset,
-                source,
-            })?;
+        let input = self.stream_bytes(pack, data, entry, stream, reads)?;
+        let mut result = zlib::inflate_prefix(input, &mut head[..want]);
+        if !matches!(result, Ok(produced) if produced == want)
+            && Self::read_short(data, entry, stream)
+        {
+            let mapped = self.mapped_pack_data(pack)?;
+            let input = self.stream_bytes(pack, &mapped, entry, &Stream::Mapped, reads)?;
+            result = zlib::inflate_prefix(input, &mut head[..want]);
+        }
+        let produced = result.map_err(|source| Error::Zlib {
+            path: pack.pack_path().to_owned(),
+            offset,
+            source,
+        })?;
         let header = delta::parse_header(&head[..produced]).map_err(|source| Error::Delta {
             path: pack.pack_path().to_owned(),
             offset,
@@ -544,6 +733,7 @@ mod tests {
 
     use super::*;
     use crate::store::Options;
+    use crate::store::pack::READS_BEFORE_MAP;
 
     fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> String {
         let stdout = crate::test_git::git_bytes(dir, args, stdin.unwrap_or_default());
@@ -754,5 +944,155 @@ mod tests {
     fn git_object(store: &Store, id: &ObjectId) -> Vec<u8> {
         let git_dir = store.objects_dir().parent().expect("git dir");
         git(git_dir, &["cat-file", "blob", &id.to_string()], None).into_bytes()
+    }
+
+    #[test]
+    fn a_young_pack_is_read_through_its_file_then_mapped() {
+        // No cache: every read walks the whole chain, a known number of entries.
+        let (_dir, store, blobs) = single_chain(0);
+        let &(deepest, _, depth) = blobs.iter().max_by_key(|blob| blob.2).expect("blobs");
+        let entries_per_read = depth + 1;
+        let size = git(
+            store.objects_dir().parent().expect("git dir"),
+            &["cat-file", "-s", &deepest.to_string()],
+            None,
+        );
+        let header = store
+            .read_header(&deepest, &AtomicUsize::new(0))
+            .expect("read_header");
+        assert_eq!(
+            header,
+            (ObjectKind::Blob, size.trim().parse().expect("size"))
+        );
+        let mut entries = 1;
+        while entries + entries_per_read < READS_BEFORE_MAP {
+            assert_eq!(read(&store, &deepest), git_object(&store, &deepest));
+            entries += entries_per_read;
+            assert_eq!(
+                store.mapped(),
+                (0, 1),
+                "open, not mapped, after {entries} entries"
+            );
+        }
+        for _ in 0..2 {
+            assert_eq!(read(&store, &deepest), git_object(&store, &deepest));
+        }
+        let (mapped_bytes, open_files) = store.mapped();
+        assert_eq!(open_files, 1);
+        assert!(
+            mapped_bytes > 0,
+            "mapped after {} entries",
+            READS_BEFORE_MAP
+        );
+    }
+
+    #[test]
+    fn a_large_object_is_read_from_the_mapping_of_a_young_pack() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(dir.path(), &["init", "-q", "--bare", "."], None);
+        // Incompressible: the pack is larger than the budget too.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let body: Vec<u8> = (0..READ_BUDGET + 4096)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let id = git(dir.path(), &["hash-object", "-w", "--stdin"], Some(&body));
+        let pack_base = dir.path().join("objects/pack/pack");
+        let pack_base = pack_base.to_str().expect("utf-8");
+        git(
+            dir.path(),
+            &["pack-objects", "-q", pack_base],
+            Some(id.as_bytes()),
+        );
+        let store = Store::new_unshared(dir.path().join("objects"), Options::default());
+        store.refresh().expect("scan");
+        let id = ObjectId::from_hex(id.trim()).expect("id");
+        assert_eq!(read(&store, &id), body);
+        assert!(
+            store.mapped().0 > 0,
+            "mapped for an object over the read budget"
+        );
+    }
+
+    /// A zlib stream of `body` padded with `padding` empty stored blocks in front: valid zlib
+    /// (git reads it), far longer than any encoder writes for the body.
+    fn padded_zlib(body: &[u8], padding: usize) -> Vec<u8> {
+        let mut stream = vec![0x78, 0x01];
+        for _ in 0..padding {
+            stream.extend_from_slice(&[0x00, 0x00, 0x00, 0xff, 0xff]);
+        }
+        let len = u16::try_from(body.len()).expect("one stored block");
+        stream.push(0x01);
+        stream.extend_from_slice(&len.to_le_bytes());
+        stream.extend_from_slice(&(!len).to_le_bytes());
+        stream.extend_from_slice(body);
+        let (mut a, mut b) = (1u32, 0u32);
+        for &byte in body {
+            a = (a + u32::from(byte)) % 65521;
+            b = (b + a) % 65521;
+        }
+        stream.extend_from_slice(&((b << 16) | a).to_be_bytes());
+        stream
+    }
+
+    #[test]
+    fn streams_longer_than_any_encoder_writes_are_read_from_the_mapping() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(dir.path(), &["init", "-q", "--bare", "."], None);
+        let base = b"a base blob, read through a stream of empty blocks\n".to_vec();
+        let result = [&base[..], b"and a line more\n"].concat();
+        // A delta: copy the whole base, insert the new line.
+        let mut delta = vec![base.len() as u8, result.len() as u8, 0x90, base.len() as u8];
+        delta.push((result.len() - base.len()) as u8);
+        delta.extend_from_slice(&result[base.len()..]);
+        // Both streams padded past the entry window the file reads are made of.
+        let padding = ENTRY_WINDOW as usize / 5 + 10;
+        let mut bytes = b"PACK\0\0\0\x02\0\0\0\x02".to_vec();
+        pack::encode_entry_header(3, base.len() as u64, &mut bytes);
+        bytes.extend_from_slice(&padded_zlib(&base, padding));
+        let delta_offset = bytes.len() as u64;
+        pack::encode_entry_header(6, delta.len() as u64, &mut bytes);
+        pack::encode_ofs_delta_offset(delta_offset - pack::HEADER_LEN as u64, &mut bytes);
+        bytes.extend_from_slice(&padded_zlib(&delta, padding));
+        let mut checksum = crate::hash::Sha1::new();
+        checksum.update(&bytes);
+        bytes.extend_from_slice(checksum.finalize().expect("sha-1").as_bytes());
+        let pack_path = dir.path().join("objects/pack/pack-padded.pack");
+        std::fs::write(&pack_path, &bytes).expect("write pack");
+        git(
+            dir.path(),
+            &["index-pack", pack_path.to_str().expect("utf-8")],
+            None,
+        );
+
+        // A fresh store for each read: the first read that finds a stream cut short maps the
+        // pack, and the reads after it would not read through the file.
+        let fresh_store = || {
+            let store = Store::new_unshared(dir.path().join("objects"), Options::default());
+            store.refresh().expect("scan");
+            assert_eq!(store.mapped().0, 0, "nothing mapped yet");
+            store
+        };
+        let result_id = crate::hash::object_id(ObjectKind::Blob, &result).expect("id");
+        let store = fresh_store();
+        let header = store
+            .read_header(&result_id, &AtomicUsize::new(0))
+            .expect("read_header");
+        assert_eq!(header, (ObjectKind::Blob, result.len() as u64));
+        assert!(
+            store.mapped().0 > 0,
+            "the delta's size was read from the mapping"
+        );
+        for body in [&base, &result] {
+            let id = crate::hash::object_id(ObjectKind::Blob, body).expect("id");
+            let store = fresh_store();
+            assert_eq!(&read(&store, &id), body);
+            assert!(store.mapped().0 > 0, "read from the mapping");
+            assert_eq!(&git_object(&store, &id), body, "git reads the pack alike");
+        }
     }
 }

@@ -50,8 +50,10 @@ pub struct Options {
     /// Soft limit on bytes of pack data mapped at once; least-recently-used packs are unmapped
     /// beyond it (a pack being read stays mapped even if it alone exceeds the limit).
     pub max_mapped_bytes: u64,
-    /// Limit on pack data files mapped at once. Mapped files hold no file descriptor, so
-    /// thousands of packs never exhaust descriptors; this bounds the number of mappings.
+    /// Limit on pack data files open at once, least-recently-used closed beyond it. Mapped
+    /// files hold no file descriptor, so thousands of packs never exhaust descriptors; a young
+    /// pack is read through its descriptor until it has served a few hundred entries, at most
+    /// 64 packs of a store at once.
     pub max_mapped_packs: u64,
     /// Largest object (or delta) the store will inflate, like libgit2's
     /// `GIT_OPT_SET_PACK_MAX_OBJECT_SIZE`; larger ones fail with a clear error.
@@ -342,14 +344,14 @@ impl Store {
         let set = self.snapshot.load_full();
         let mut mapped: Vec<&Arc<pack::Pack>> = set
             .packs()
-            .filter(|pack| !Arc::ptr_eq(pack, keep) && pack.is_data_mapped())
+            .filter(|pack| !Arc::ptr_eq(pack, keep) && pack.is_data_open())
             .collect();
         mapped.sort_by_key(|pack| pack.last_used.load(Ordering::Relaxed));
         for pack in mapped {
             if !over() {
                 break;
             }
-            pack.unmap_data();
+            pack.close_data();
         }
     }
 

@@ -1,16 +1,18 @@
-//! One pack of the store: its paths, and its index and data mapped lazily on first use.
+//! One pack of the store: its paths, and its index and data opened lazily on first use.
 //!
 //! Nothing is opened when a pack is discovered (a directory of thousands of packs costs one
-//! `readdir`). The index is mapped on the first lookup that needs it; the data on the first read.
-//! Neither takes a lock once there. The index is set once and lent out by reference (the pack
-//! outlives every lookup through a snapshot). The data lives behind `ArcSwapOption`: a reader
-//! holds a guard of the mapping ([`DataRef`]) that keeps it valid for as long as it decodes, even
-//! if the store drops the mapping (budget eviction, pack removed by a repack) in the meantime.
+//! `readdir`). The index is mapped on the first lookup that needs it. The data is opened on the
+//! first read, read with `pread` for its first [`READS_BEFORE_MAP`] entries, then mapped (see
+//! [`PackData`]). Neither takes a lock once there. The index is set once and lent out by
+//! reference (the pack outlives every lookup through a snapshot). The data lives behind
+//! `ArcSwapOption`: a reader holds a guard of it ([`DataRef`]) that keeps it valid for as long
+//! as it decodes, even if the store drops it (budget eviction, pack removed by a repack, the
+//! file replaced by its mapping) in the meantime.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
@@ -57,38 +59,121 @@ impl std::ops::Deref for DataRef {
     }
 }
 
-/// A mapped `.pack`, header checked against its index.
+/// Entries a pack serves through `pread` before its data is mapped.
+///
+/// A mapping is paid for in page faults (each maps up to 16 pages around it, the kernel's
+/// fault-around) and, when the store closes, in an `munmap` that clears every page mapped; a
+/// `pread` of an entry costs one system call. A program that opens a repository for a few
+/// reads (the read bench's `open, read 1, close`: about a dozen entries a read) reads faster
+/// without the mapping; a store that keeps reading a pack has it mapped soon, and from then on
+/// an entry costs no system call.
+pub const READS_BEFORE_MAP: u32 = 256;
+
+/// Packs of a store read through a descriptor at once, at most: beyond them packs are mapped
+/// from the start, as mappings hold no descriptor and thousands of packs must not exhaust them.
+const MAX_READ_DESCRIPTORS: u64 = 64;
+
+/// A `.pack`, header and trailer checked against its index: mapped, or (while young, see
+/// [`READS_BEFORE_MAP`]) an open file read with `pread`.
 #[derive(Debug)]
 pub struct PackData {
-    /// The whole file.
-    pub bytes: Mmap,
+    source: Source,
+    /// Length of the file.
+    len: u64,
     _ticket: MapTicket,
 }
 
-/// Live pack-data mappings of a store: what the mapped-bytes and mapped-files limits bound.
+#[derive(Debug)]
+enum Source {
+    Mapped(Mmap),
+    File(File),
+}
+
+impl PackData {
+    /// Length of the pack file.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the pack file is empty (never: a pack is checked to hold a header and trailer).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The whole file when it is mapped.
+    pub fn mapped(&self) -> Option<&[u8]> {
+        match &self.source {
+            Source::Mapped(bytes) => Some(bytes),
+            Source::File(_) => None,
+        }
+    }
+
+    /// Appends the file's bytes `range` to `buffer` (the range lies within the file) and
+    /// returns where in `buffer` they are. A mapping copies them; a file reads them.
+    pub fn read_into(
+        &self,
+        range: std::ops::Range<u64>,
+        buffer: &mut Vec<u8>,
+    ) -> std::io::Result<std::ops::Range<usize>> {
+        let len = usize::try_from(range.end.saturating_sub(range.start))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
+        let start = buffer.len();
+        buffer
+            .try_reserve(len)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
+        match &self.source {
+            Source::Mapped(bytes) => {
+                let from = usize::try_from(range.start).unwrap_or(usize::MAX);
+                let bytes = from
+                    .checked_add(len)
+                    .and_then(|end| bytes.get(from..end))
+                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+                buffer.extend_from_slice(bytes);
+            }
+            Source::File(file) => {
+                buffer.resize(start + len, 0);
+                if let Err(error) = file.read_exact_at(&mut buffer[start..], range.start) {
+                    buffer.truncate(start);
+                    return Err(error);
+                }
+            }
+        }
+        Ok(start..start + len)
+    }
+}
+
+/// Live pack data of a store: what the mapped-bytes and mapped-files limits bound.
 #[derive(Debug, Default)]
 pub struct MapCounter {
     /// Bytes mapped.
     pub bytes: AtomicU64,
-    /// Mappings alive.
+    /// Packs open, mapped or read through a descriptor.
     pub files: AtomicU64,
+    /// Packs read through a descriptor.
+    descriptors: AtomicU64,
 }
 
-/// Accounts one mapping in a [`MapCounter`] for as long as it lives, including while a reader
-/// still holds it after the store let go.
+/// Accounts one pack's open data in a [`MapCounter`] for as long as it lives, including while
+/// a reader still holds it after the store let go.
 #[derive(Debug)]
 struct MapTicket {
     counter: Arc<MapCounter>,
+    /// Bytes mapped (0 for a file read through its descriptor).
     len: u64,
+    descriptor: bool,
 }
 
 impl MapTicket {
-    fn new(counter: &Arc<MapCounter>, len: u64) -> MapTicket {
+    fn new(counter: &Arc<MapCounter>, len: u64, descriptor: bool) -> MapTicket {
         counter.bytes.fetch_add(len, Ordering::Relaxed);
         counter.files.fetch_add(1, Ordering::Relaxed);
+        counter
+            .descriptors
+            .fetch_add(u64::from(descriptor), Ordering::Relaxed);
         MapTicket {
             counter: counter.clone(),
             len,
+            descriptor,
         }
     }
 }
@@ -97,6 +182,9 @@ impl Drop for MapTicket {
     fn drop(&mut self) {
         self.counter.bytes.fetch_sub(self.len, Ordering::Relaxed);
         self.counter.files.fetch_sub(1, Ordering::Relaxed);
+        self.counter
+            .descriptors
+            .fetch_sub(u64::from(self.descriptor), Ordering::Relaxed);
     }
 }
 
@@ -150,6 +238,8 @@ pub struct Pack {
     /// Serialises opening (two threads must not both map the same file) and remembers a
     /// permanent failure so a broken file is not re-read on every lookup.
     open_lock: Mutex<OpenState>,
+    /// Entries read through the file, up to [`READS_BEFORE_MAP`]: then the data is mapped.
+    entries_read: AtomicU32,
     /// Store epoch of the last read, for least-recently-used unmapping.
     pub last_used: AtomicU64,
     /// Unix seconds of the last `freshen`, to touch at most once per two seconds like libgit2.
@@ -175,6 +265,7 @@ impl Pack {
             index: OnceLock::new(),
             data: ArcSwapOption::empty(),
             open_lock: Mutex::new(OpenState::default()),
+            entries_read: AtomicU32::new(0),
             last_used: AtomicU64::new(0),
             last_freshened: AtomicI64::new(0),
         }
@@ -228,19 +319,56 @@ impl Pack {
         Ok(self.index.get_or_init(|| index))
     }
 
-    /// The pack data, mapped on first use and checked against the index as git and libgit2 do
+    /// The pack data, opened on first use and checked against the index as git and libgit2 do
     /// (object count, trailing checksum), so a pack that does not belong to its index is never
-    /// read. Returns the data and whether this call mapped it (for the store's map budget).
+    /// read: through the file while the pack is young, mapped once it has served
+    /// [`READS_BEFORE_MAP`] entries. Returns the data and whether this call opened or mapped it
+    /// (for the store's map budget).
     pub fn data(&self, counter: &Arc<MapCounter>) -> Result<(DataRef, bool)> {
-        if let Some(data) = DataRef::load(&self.data) {
+        if let Some(data) = DataRef::load(&self.data)
+            && !self.outgrown(&data)
+        {
             return Ok((data, false));
         }
+        self.open_data(counter)
+    }
+
+    /// Whether `data` is read through the file although the pack has earned its mapping.
+    fn outgrown(&self, data: &PackData) -> bool {
+        data.mapped().is_none() && self.entries_read.load(Ordering::Relaxed) >= READS_BEFORE_MAP
+    }
+
+    /// Counts an entry read through the file (see [`READS_BEFORE_MAP`]).
+    pub fn count_read(&self) {
+        self.entries_read.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The pack data, mapped now whatever the pack's age: for a zlib stream longer than a
+    /// read through the file expected (see the decoder).
+    pub fn mapped_data(&self, counter: &Arc<MapCounter>) -> Result<(DataRef, bool)> {
+        self.entries_read
+            .fetch_max(READS_BEFORE_MAP, Ordering::Relaxed);
+        self.data(counter)
+    }
+
+    /// [`Pack::data`]'s slow path: opening the file, or mapping a file read so far.
+    #[cold]
+    fn open_data(&self, counter: &Arc<MapCounter>) -> Result<(DataRef, bool)> {
         let index = self.index()?;
         let _state = self.open_lock.lock();
-        if let Some(data) = DataRef::load(&self.data) {
-            return Ok((data, false));
-        }
         let open_error = |e| self.open_error(&self.pack_path, e);
+        let young = self.entries_read.load(Ordering::Relaxed) < READS_BEFORE_MAP;
+        if let Some(data) = DataRef::load(&self.data) {
+            let Source::File(file) = &data.source else {
+                return Ok((data, false));
+            };
+            if young {
+                return Ok((data, false));
+            }
+            // Checked when it was opened: map the same file.
+            let bytes = Mmap::map(file, data.len).map_err(open_error)?;
+            return Ok((self.install(counter, Source::Mapped(bytes), data.len), true));
+        }
         let (file, metadata) = Mmap::open_file(&self.pack_path).map_err(open_error)?;
         let corrupt = |source| Error::Pack {
             path: self.pack_path.clone(),
@@ -272,25 +400,39 @@ impl Pack {
                 index.pack_checksum()
             )));
         }
-        // Mapped only once it is known to be this index's pack; the descriptor closes here.
-        let bytes = Mmap::map(&file, &metadata).map_err(open_error)?;
-        drop(file);
-        let ticket = MapTicket::new(counter, bytes.len() as u64);
+        let source = if young && counter.descriptors.load(Ordering::Relaxed) < MAX_READ_DESCRIPTORS
+        {
+            Source::File(file)
+        } else {
+            // Mapped only once it is known to be this index's pack; the descriptor closes here.
+            Source::Mapped(Mmap::map(&file, metadata.len()).map_err(open_error)?)
+        };
+        Ok((self.install(counter, source, metadata.len()), true))
+    }
+
+    /// Makes `source` the pack's data, accounted in `counter`.
+    fn install(&self, counter: &Arc<MapCounter>, source: Source, len: u64) -> DataRef {
+        let ticket = match &source {
+            Source::Mapped(bytes) => MapTicket::new(counter, bytes.len() as u64, false),
+            Source::File(_) => MapTicket::new(counter, 0, true),
+        };
         let data = Arc::new(PackData {
-            bytes,
+            source,
+            len,
             _ticket: ticket,
         });
         self.data.store(Some(data.clone()));
-        Ok((DataRef(DataHold::Owned(data)), true))
+        DataRef(DataHold::Owned(data))
     }
 
-    /// Drops the store's reference to the data mapping (readers holding it keep it alive).
-    pub fn unmap_data(&self) {
+    /// Drops the store's reference to the data, mapped or open (readers holding it keep it
+    /// alive).
+    pub fn close_data(&self) {
         self.data.store(None);
     }
 
-    /// Whether the data is mapped now.
-    pub fn is_data_mapped(&self) -> bool {
+    /// Whether the data is open now, mapped or not.
+    pub fn is_data_open(&self) -> bool {
         self.data.load().is_some()
     }
 
