@@ -268,7 +268,7 @@ impl Store {
             let entry = pack::parse_entry(bytes, offset).map_err(corrupt)?;
             return Ok((entry, Stream::Mapped));
         }
-        let body_end = data.len() - pack::TRAILER_LEN as u64;
+        let body_end = data.file_len() - pack::TRAILER_LEN as u64;
         if offset < pack::HEADER_LEN as u64 || offset >= body_end {
             return Err(corrupt(pack::Error::OffsetOutOfRange { offset }));
         }
@@ -314,7 +314,7 @@ impl Store {
     ) -> Result<&'b [u8]> {
         let bytes = match stream {
             Stream::Read(range) => reads.get(range.clone()),
-            // A pack once mapped stays mapped when reopened (`Pack::data`).
+            // A pack once mapped is mapped whenever it is reopened (`Pack::data`).
             Stream::Mapped => data.mapped().and_then(|bytes| {
                 let start = usize::try_from(entry.data_offset).ok()?;
                 bytes.get(start..bytes.len() - HASH_LEN)
@@ -335,7 +335,7 @@ impl Store {
         match stream {
             Stream::Read(range) => {
                 let end = entry.data_offset + range.len() as u64;
-                end < data.len() - pack::TRAILER_LEN as u64
+                end < data.file_len() - pack::TRAILER_LEN as u64
             }
             Stream::Mapped => false,
         }

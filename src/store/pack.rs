@@ -91,13 +91,8 @@ enum Source {
 
 impl PackData {
     /// Length of the pack file.
-    pub fn len(&self) -> u64 {
+    pub fn file_len(&self) -> u64 {
         self.len
-    }
-
-    /// Whether the pack file is empty (never: a pack is checked to hold a header and trailer).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The whole file when it is mapped.
@@ -108,8 +103,8 @@ impl PackData {
         }
     }
 
-    /// Appends the file's bytes `range` to `buffer` (the range lies within the file) and
-    /// returns where in `buffer` they are. A mapping copies them; a file reads them.
+    /// Reads the file's bytes `range` (within the file) with `pread`, appended to `buffer`;
+    /// returns where in `buffer` they are. Mapped data is read in place, not through this.
     pub fn read_into(
         &self,
         range: std::ops::Range<u64>,
@@ -121,22 +116,13 @@ impl PackData {
         buffer
             .try_reserve(len)
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
-        match &self.source {
-            Source::Mapped(bytes) => {
-                let from = usize::try_from(range.start).unwrap_or(usize::MAX);
-                let bytes = from
-                    .checked_add(len)
-                    .and_then(|end| bytes.get(from..end))
-                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
-                buffer.extend_from_slice(bytes);
-            }
-            Source::File(file) => {
-                buffer.resize(start + len, 0);
-                if let Err(error) = file.read_exact_at(&mut buffer[start..], range.start) {
-                    buffer.truncate(start);
-                    return Err(error);
-                }
-            }
+        let Source::File(file) = &self.source else {
+            return Err(std::io::Error::other("pack data is mapped: read in place"));
+        };
+        buffer.resize(start + len, 0);
+        if let Err(error) = file.read_exact_at(&mut buffer[start..], range.start) {
+            buffer.truncate(start);
+            return Err(error);
         }
         Ok(start..start + len)
     }
@@ -404,6 +390,10 @@ impl Pack {
         {
             Source::File(file)
         } else {
+            // Once mapped, a pack is mapped whenever it is reopened: a decode that found an
+            // entry in the mapping finds it there again (`Stream::Mapped` in the decoder).
+            self.entries_read
+                .fetch_max(READS_BEFORE_MAP, Ordering::Relaxed);
             // Mapped only once it is known to be this index's pack; the descriptor closes here.
             Source::Mapped(Mmap::map(&file, metadata.len()).map_err(open_error)?)
         };
