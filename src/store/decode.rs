@@ -60,6 +60,11 @@ const MAX_CHAIN: usize = 10_000;
 /// links of a chain share one pack almost always, and one hold on it serves them all.
 struct Link<'a> {
     pack: &'a Arc<Pack>,
+    found: Found,
+}
+
+/// An entry a chain walk found: where it is, its header, and where its zlib stream is.
+struct Found {
     offset: u64,
     entry: Entry,
     stream: Stream,
@@ -99,9 +104,7 @@ enum Root {
     Cached(CachedObject),
     /// A whole object in the pack the walk ended in.
     Whole {
-        offset: u64,
-        entry: Entry,
-        stream: Stream,
+        found: Found,
         kind: ObjectKind,
     },
 }
@@ -258,7 +261,7 @@ impl Store {
         offset: u64,
         whole_stream: bool,
         reads: &mut Vec<u8>,
-    ) -> Result<(Entry, Stream)> {
+    ) -> Result<Found> {
         let corrupt = |source| Error::Pack {
             path: pack.pack_path().to_owned(),
             offset,
@@ -266,7 +269,11 @@ impl Store {
         };
         if let Some(bytes) = data.mapped() {
             let entry = pack::parse_entry(bytes, offset).map_err(corrupt)?;
-            return Ok((entry, Stream::Mapped));
+            return Ok(Found {
+                offset,
+                entry,
+                stream: Stream::Mapped,
+            });
         }
         let body_end = data.file_len() - pack::TRAILER_LEN as u64;
         if offset < pack::HEADER_LEN as u64 || offset >= body_end {
@@ -299,7 +306,11 @@ impl Store {
                 .map_err(read_error)?
                 .end;
         }
-        Ok((entry, Stream::Read(stream_start..stream_end)))
+        Ok(Found {
+            offset,
+            entry,
+            stream: Stream::Read(stream_start..stream_end),
+        })
     }
 
     /// The bytes an entry's zlib stream starts at, as far as they are known: to the end of the
@@ -351,17 +362,19 @@ impl Store {
     }
 
     /// Inflates an entry's zlib stream into `out` (exactly `out.len()` bytes).
-    #[allow(clippy::too_many_arguments)]
     fn inflate_entry(
         &self,
         pack: &Arc<Pack>,
         data: &PackData,
-        offset: u64,
-        entry: &Entry,
-        stream: &Stream,
+        found: &Found,
         reads: &[u8],
         out: &mut [u8],
     ) -> Result<()> {
+        let Found {
+            offset,
+            entry,
+            stream,
+        } = found;
         let input = self.stream_bytes(pack, data, entry, stream, reads)?;
         let mut result = zlib::inflate_exact(input, out);
         if matches!(result, Err(zlib::Error::Truncated)) && Self::read_short(data, entry, stream) {
@@ -371,7 +384,7 @@ impl Store {
         }
         result.map(|_| ()).map_err(|source| Error::Zlib {
             path: pack.pack_path().to_owned(),
-            offset,
+            offset: *offset,
             source,
         })
     }
@@ -403,32 +416,15 @@ impl Store {
             if let Some(cached) = self.cache.get(&(pack.number, offset)) {
                 break Root::Cached(cached);
             }
-            let (entry, stream) = self.read_entry(pack, &data, offset, true, &mut scratch.reads)?;
-            match entry.kind {
-                EntryKind::Base(kind) => {
-                    break Root::Whole {
-                        offset,
-                        entry,
-                        stream,
-                        kind,
-                    };
-                }
+            let found = self.read_entry(pack, &data, offset, true, &mut scratch.reads)?;
+            match found.entry.kind {
+                EntryKind::Base(kind) => break Root::Whole { found, kind },
                 EntryKind::OfsDelta { base_offset } => {
-                    chain.push(Link {
-                        pack,
-                        offset,
-                        entry,
-                        stream,
-                    });
+                    chain.push(Link { pack, found });
                     offset = base_offset;
                 }
                 EntryKind::RefDelta { base } => {
-                    chain.push(Link {
-                        pack,
-                        offset,
-                        entry,
-                        stream,
-                    });
+                    chain.push(Link { pack, found });
                     let next = self.locate_ref_base(set, pack, &base)?;
                     if !Arc::ptr_eq(next.pack, pack) {
                         data = self.pack_data(next.pack)?;
@@ -450,15 +446,10 @@ impl Store {
         // No delta: inflate straight into the caller's buffer, or copy the cached object.
         if chain.is_empty() {
             return match root {
-                Root::Whole {
-                    offset,
-                    entry,
-                    stream,
-                    kind,
-                } => {
-                    let len = self.check_size(pack, entry.size, "object")?;
+                Root::Whole { found, kind } => {
+                    let len = self.check_size(pack, found.entry.size, "object")?;
                     let out = sink.buffer(kind, len)?;
-                    self.inflate_entry(pack, &data, offset, &entry, &stream, &scratch.reads, out)?;
+                    self.inflate_entry(pack, &data, &found, &scratch.reads, out)?;
                     Ok(kind)
                 }
                 Root::Cached(cached) => {
@@ -501,24 +492,18 @@ impl Store {
         // bytes of `scratch_base`.
         let (kind, mut depth, mut shared, mut scratch_len) = match root {
             Root::Cached(CachedObject { kind, data, depth }) => (kind, depth, Some(data), 0),
-            Root::Whole {
-                offset,
-                entry,
-                stream,
-                kind,
-            } => {
-                let len = self.check_size(pack, entry.size, "entry")?;
+            Root::Whole { found, kind } => {
+                let len = self.check_size(pack, found.entry.size, "entry")?;
                 match caching.then(|| self.cache.new_entry(len)).flatten() {
                     Some(mut bytes) => {
-                        self.inflate_entry(
-                            pack, &data, offset, &entry, &stream, reads, &mut bytes,
-                        )?;
-                        let cached = self.cache.insert((pack.number, offset), bytes, kind, 0);
+                        self.inflate_entry(pack, &data, &found, reads, &mut bytes)?;
+                        let key = (pack.number, found.offset);
+                        let cached = self.cache.insert(key, bytes, kind, 0);
                         (kind, 0, Some(cached.data), 0)
                     }
                     None => {
                         let out = grow(scratch_base, len)?;
-                        self.inflate_entry(pack, &data, offset, &entry, &stream, reads, out)?;
+                        self.inflate_entry(pack, &data, &found, reads, out)?;
                         (kind, 0, None, len)
                     }
                 }
@@ -527,24 +512,16 @@ impl Store {
         while let Some(link) = chain.pop() {
             let delta_error = |source| Error::Delta {
                 path: link.pack.pack_path().to_owned(),
-                offset: link.offset,
+                offset: link.found.offset,
                 source,
             };
             if !Arc::ptr_eq(link.pack, pack) {
                 data = self.pack_data(link.pack)?;
                 pack = link.pack;
             }
-            let delta_len = self.check_size(pack, link.entry.size, "entry")?;
+            let delta_len = self.check_size(pack, link.found.entry.size, "entry")?;
             let delta_bytes = grow(delta_buffer, delta_len)?;
-            self.inflate_entry(
-                pack,
-                &data,
-                link.offset,
-                &link.entry,
-                &link.stream,
-                reads,
-                delta_bytes,
-            )?;
+            self.inflate_entry(pack, &data, &link.found, reads, delta_bytes)?;
             let current: &[u8] = match &shared {
                 Some(bytes) => bytes,
                 None => &scratch_base[..scratch_len],
@@ -569,7 +546,7 @@ impl Store {
                     .map_err(delta_error)?;
                 let cached =
                     self.cache
-                        .insert((link.pack.number, link.offset), result, kind, depth);
+                        .insert((link.pack.number, link.found.offset), result, kind, depth);
                 shared = Some(cached.data);
             } else {
                 let out = grow(scratch_target, len)?;
@@ -614,8 +591,8 @@ impl Store {
         let mut offset = location.offset;
         if let Some((kind, None)) = remembered {
             // A walk through this entry taught its type: only the size is left to read.
-            let (entry, stream) = self.read_entry(pack, &data, offset, false, reads)?;
-            let size = self.result_size(pack, &data, offset, &entry, &stream, reads)?;
+            let found = self.read_entry(pack, &data, offset, false, reads)?;
+            let size = self.result_size(pack, &data, &found, reads)?;
             self.headers.remember(requested, kind, Some(size));
             return Ok((kind, size));
         }
@@ -635,13 +612,13 @@ impl Store {
                     break;
                 }
             }
-            let (entry, stream) = self.read_entry(pack, &data, offset, false, reads)?;
+            let found = self.read_entry(pack, &data, offset, false, reads)?;
             if size.is_none() {
-                size = Some(self.result_size(pack, &data, offset, &entry, &stream, reads)?);
-            } else if !matches!(entry.kind, EntryKind::Base(_)) {
+                size = Some(self.result_size(pack, &data, &found, reads)?);
+            } else if !matches!(found.entry.kind, EntryKind::Base(_)) {
                 walked.push(key);
             }
-            let base_location = match entry.kind {
+            let base_location = match found.entry.kind {
                 EntryKind::Base(base_kind) => {
                     kind = Some(base_kind);
                     break;
@@ -677,14 +654,12 @@ impl Store {
         &self,
         pack: &Arc<Pack>,
         data: &PackData,
-        offset: u64,
-        entry: &Entry,
-        stream: &Stream,
+        found: &Found,
         reads: &[u8],
     ) -> Result<u64> {
-        match entry.kind {
-            EntryKind::Base(_) => Ok(entry.size),
-            _ => self.delta_result_size(pack, data, offset, entry, stream, reads),
+        match found.entry.kind {
+            EntryKind::Base(_) => Ok(found.entry.size),
+            _ => self.delta_result_size(pack, data, found, reads),
         }
     }
 
@@ -693,11 +668,14 @@ impl Store {
         &self,
         pack: &Arc<Pack>,
         data: &PackData,
-        offset: u64,
-        entry: &Entry,
-        stream: &Stream,
+        found: &Found,
         reads: &[u8],
     ) -> Result<u64> {
+        let Found {
+            offset,
+            entry,
+            stream,
+        } = found;
         // Two varints of at most 10 bytes each.
         let mut head = [0u8; 20];
         let want = head
@@ -714,12 +692,12 @@ impl Store {
         }
         let produced = result.map_err(|source| Error::Zlib {
             path: pack.pack_path().to_owned(),
-            offset,
+            offset: *offset,
             source,
         })?;
         let header = delta::parse_header(&head[..produced]).map_err(|source| Error::Delta {
             path: pack.pack_path().to_owned(),
-            offset,
+            offset: *offset,
             source,
         })?;
         Ok(header.result_size)
