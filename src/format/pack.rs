@@ -461,15 +461,7 @@ mod tests {
 
     #[test]
     fn every_offset_of_random_bytes_is_safe() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let body: Vec<u8> = (0..4096)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let body = crate::test_git::incompressible_bytes(0x2545_f491_4f6c_dd1d, 4096);
         let pack = pack_with(&body);
         for offset in 0..pack.len() as u64 + 2 {
             if let Ok(entry) = parse_entry(&pack, offset) {

@@ -969,15 +969,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         git(dir.path(), &["init", "-q", "--bare", "."], None);
         // Incompressible: the pack is larger than the budget too.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let body: Vec<u8> = (0..READ_BUDGET + 4096)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let body = crate::test_git::incompressible_bytes(0x9E37_79B9_7F4A_7C15, READ_BUDGET + 4096);
         let id = git(dir.path(), &["hash-object", "-w", "--stdin"], Some(&body));
         let pack_base = dir.path().join("objects/pack/pack");
         let pack_base = pack_base.to_str().expect("utf-8");

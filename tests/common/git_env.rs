@@ -60,3 +60,17 @@ pub fn run_with_input(mut command: Command, input: &[u8]) -> Vec<u8> {
 pub fn git_bytes(dir: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
     run_with_input(git_command(dir, args), input)
 }
+
+/// `len` bytes that do not compress (xorshift64 from `seed`): object contents whose packed
+/// size is their size, and input for parsers that must survive anything.
+pub fn incompressible_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
