@@ -165,8 +165,6 @@ struct Log {
     /// Bytes charged: the mapped segments (open, sealed and spare), plus the overheads of the
     /// entries in dedicated segments.
     charged: usize,
-    /// Entries indexed (each in some segment's key list).
-    entries: usize,
     next_fill: u64,
     /// Segments mapped so far, so tests can tell a refill from a new mapping.
     #[cfg(test)]
@@ -223,14 +221,10 @@ impl DeltaBaseCache {
         self.charged.load(Ordering::Relaxed)
     }
 
-    /// Entries indexed.
-    pub fn len(&self) -> usize {
-        self.log.lock().entries
-    }
-
-    /// Whether no entry is indexed.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Entries indexed, for tests.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|shard| shard.lock().map.len()).sum()
     }
 
     /// Looks an entry up and marks it as read, for the second chance.
@@ -313,7 +307,6 @@ impl DeltaBaseCache {
                     referenced: false,
                 });
                 keys.push(key);
-                log.entries += 1;
             }
         }
         value
@@ -422,7 +415,6 @@ impl DeltaBaseCache {
             let Some(slot) = shard.map.remove(key) else {
                 continue;
             };
-            log.entries -= 1;
             let Some(open) = log.open.as_mut().filter(|_| slot.referenced) else {
                 continue;
             };
@@ -437,7 +429,6 @@ impl DeltaBaseCache {
             copy.copy_from_slice(&slot.value.data);
             open.room -= cost;
             open.keys.push(*key);
-            log.entries += 1;
             shard.map.insert(
                 *key,
                 Slot {
@@ -462,12 +453,8 @@ impl DeltaBaseCache {
     /// Drops every entry of one pack (when the pack leaves the store). Their bytes stay until
     /// their segments are evicted.
     pub fn forget_pack(&self, pack: u64) {
-        let mut log = self.log.lock();
         for shard in self.shards.iter() {
-            let mut shard = shard.lock();
-            let before = shard.map.len();
-            shard.map.retain(|key, _| key.0 != pack);
-            log.entries -= before - shard.map.len();
+            shard.lock().map.retain(|key, _| key.0 != pack);
         }
     }
 }
