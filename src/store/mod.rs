@@ -330,7 +330,7 @@ impl Store {
         Ok(())
     }
 
-    /// Unmaps least-recently-used packs (other than `keep`) while over the mapping limits.
+    /// Closes least-recently-used packs' data (other than `keep`) while over the mapping limits.
     fn enforce_map_budget(&self, keep: &Arc<pack::Pack>) {
         let epoch = self.epoch.fetch_add(1, Ordering::Relaxed) + 1;
         keep.touch(epoch);
@@ -342,12 +342,12 @@ impl Store {
             return;
         }
         let set = self.snapshot.load_full();
-        let mut mapped: Vec<&Arc<pack::Pack>> = set
+        let mut open: Vec<&Arc<pack::Pack>> = set
             .packs()
             .filter(|pack| !Arc::ptr_eq(pack, keep) && pack.is_data_open())
             .collect();
-        mapped.sort_by_key(|pack| pack.last_used.load(Ordering::Relaxed));
-        for pack in mapped {
+        open.sort_by_key(|pack| pack.last_used.load(Ordering::Relaxed));
+        for pack in open {
             if !over() {
                 break;
             }

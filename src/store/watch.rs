@@ -78,6 +78,14 @@ struct LaterEvents {
     started: OnceLock<Option<events::ChangeEvents>>,
 }
 
+#[cfg(target_os = "linux")]
+impl LaterEvents {
+    /// The events, once started.
+    fn events(&self) -> Option<&events::ChangeEvents> {
+        self.started.get()?.as_ref()
+    }
+}
+
 impl DirWatch {
     /// Starts watching the pack directory of `objects_dir` as it is now. Call it *before*
     /// reading the directory: a change made after it shows at the next [`DirWatch::unchanged`].
@@ -128,7 +136,7 @@ impl DirWatch {
                 later,
             } => {
                 #[cfg(target_os = "linux")]
-                if let Some(Some(events)) = later.as_ref().and_then(|later| later.started.get()) {
+                if let Some(events) = later.as_ref().and_then(LaterEvents::events) {
                     return Ok(!events.pending());
                 }
                 let Some(stamp) = stamp else {
@@ -166,9 +174,8 @@ impl DirWatch {
                 ..
             } => {
                 #[cfg(target_os = "linux")]
-                if let Some(later) = later {
-                    return matches!(later.started.get(), Some(Some(_)));
-                }
+                return later.as_ref().and_then(LaterEvents::events).is_some();
+                #[cfg(not(target_os = "linux"))]
                 false
             }
         }
