@@ -90,6 +90,49 @@ fn midx_naming_a_vanished_pack_is_ignored() {
     assert_same_as_git_and_libgit2(&repo);
 }
 
+/// A scan stats only the packs no MIDX covers (git neither stats the others): a store opened
+/// on a repository with a MIDX learns nothing of its packs' files until it reads one. A pack
+/// the store already had keeps its maps when a MIDX comes to cover it; an index whose pack is
+/// not listed next to it counts for nothing, as in git.
+#[test]
+fn packs_a_midx_covers_are_not_stated() {
+    let repo = packed_repo(3);
+    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    let store = odb.store();
+    let before = store.snapshot();
+    assert_eq!(before.uncovered.len(), 3);
+    assert!(before.packs().all(|pack| pack.info.is_some()));
+
+    repo.git(&["multi-pack-index", "write"]);
+    let orphan = repo.pack_dir().join(format!("pack-{}.idx", "0".repeat(40)));
+    std::fs::copy(repo.packs()[0].with_extension("idx"), &orphan).expect("orphan index");
+    store.rescan().expect("rescan");
+    let after = store.snapshot();
+    assert_eq!(after.midx.len(), 1);
+    assert!(after.uncovered.is_empty() && after.merged.is_none());
+    assert_eq!(
+        after.packs().count(),
+        3,
+        "the index without a pack is left out"
+    );
+    for pack in before.packs() {
+        assert!(
+            after.packs().any(|kept| std::sync::Arc::ptr_eq(kept, pack)),
+            "{} kept",
+            pack.idx_name
+        );
+    }
+
+    // Backends of one directory share a store while one is open: close it to start anew.
+    drop((odb, store, before, after));
+    let fresh = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    let snapshot = fresh.store().snapshot();
+    assert_eq!(snapshot.packs().count(), 3);
+    assert!(snapshot.packs().all(|pack| pack.info.is_none()));
+    drop((fresh, snapshot));
+    assert_same_as_git_and_libgit2(&repo);
+}
+
 #[test]
 fn midx_can_be_switched_off() {
     let repo = packed_repo(3);

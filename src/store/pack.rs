@@ -1,7 +1,7 @@
 //! One pack of the store: its paths, and its index and data opened lazily on first use.
 //!
 //! Nothing is opened when a pack is discovered (a directory of thousands of packs costs one
-//! `readdir`). The index is mapped on the first lookup that needs it. The data is opened on the
+//! `readdir`, and a `stat` for each pack no MIDX covers). The index is mapped on the first lookup that needs it. The data is opened on the
 //! first read, read with `pread` for its first [`READS_BEFORE_MAP`] entries, then mapped (see
 //! [`PackData`]). Neither takes a lock once there. The index is set once and lent out by
 //! reference (the pack outlives every lookup through a snapshot). The data lives behind
@@ -215,8 +215,9 @@ pub struct Pack {
     pub idx_name: String,
     idx_path: PathBuf,
     pack_path: PathBuf,
-    /// Size and mtime of the `.pack` when it was discovered.
-    pub info: PackFileInfo,
+    /// Size and mtime of the `.pack` when it was discovered; `None` when a MIDX covered it
+    /// then (such a pack is not stat'ed, see the scanner).
+    pub info: Option<PackFileInfo>,
     /// Set once, never replaced: a pack's index does not change while the pack is in a
     /// snapshot, and a lookup borrows it without touching a shared reference count.
     index: OnceLock<IndexMap>,
@@ -239,7 +240,7 @@ struct OpenState {
 
 impl Pack {
     /// A pack not yet opened.
-    pub fn new(number: u64, pack_dir: &Path, idx_name: String, info: PackFileInfo) -> Pack {
+    pub fn new(number: u64, pack_dir: &Path, idx_name: String, info: Option<PackFileInfo>) -> Pack {
         let idx_path = pack_dir.join(&idx_name);
         let pack_path = idx_path.with_extension("pack");
         Pack {

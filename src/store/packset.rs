@@ -3,7 +3,7 @@
 //! lock-free; `refresh` builds a new one and swaps it in.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -410,7 +410,6 @@ impl Scanner<'_> {
         now: SystemTime,
     ) -> Result<(PackSet, Vec<MidxProblem>)> {
         let mut problems = Vec::new();
-        let mut by_name = HashMap::new();
         let entries = match fs::read_dir(self.pack_dir) {
             Ok(entries) => entries,
             // No pack directory (yet): an empty store, like libgit2, but one that notices when
@@ -426,59 +425,87 @@ impl Scanner<'_> {
             }
             Err(e) => return Err(Error::io(self.pack_dir, e)),
         };
+        let mut listed = HashSet::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(self.pack_dir, e))?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            let Some(stem) = name.strip_suffix(".idx") else {
-                continue;
-            };
-            let pack_path = self.pack_dir.join(format!("{stem}.pack"));
-            // Like git and libgit2: an index counts only with its pack next to it.
-            let Ok(meta) = fs::metadata(&pack_path) else {
-                continue;
-            };
-            if !meta.is_file() {
-                continue;
+            if let Ok(name) = entry.file_name().into_string() {
+                listed.insert(name);
             }
-            let info = PackFileInfo {
-                size: meta.len(),
-                mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            };
-            let pack = match previous.by_name.get(&name) {
-                // Same name and same file: keep the pack with its maps and caches.
-                Some(pack) if pack.info == info => pack.clone(),
-                _ => Arc::new(Pack::new(
-                    (self.next_number)(),
-                    self.pack_dir,
-                    name.clone(),
-                    info,
-                )),
-            };
-            by_name.insert(name, pack);
         }
+        // Like git and libgit2: an index counts only with its pack next to it.
+        let indexes: HashSet<&str> = listed
+            .iter()
+            .filter(|name| {
+                name.strip_suffix(".idx")
+                    .is_some_and(|stem| listed.contains(&format!("{stem}.pack")))
+            })
+            .map(String::as_str)
+            .collect();
 
-        let midx = if self.use_midx {
-            self.load_midx(&by_name, &mut problems)
+        let midx_files = if self.use_midx {
+            self.load_midx(&indexes, &mut problems)
         } else {
             Vec::new()
         };
-        let covered: std::collections::HashSet<&str> = midx
+        let covered: HashSet<&str> = midx_files
             .iter()
-            .flat_map(|layer| layer.packs.iter().map(|pack| pack.idx_name.as_str()))
+            .flat_map(|(file, _)| (0..file.num_packs()).map(|id| file.pack_name(id)))
             .collect();
+        let mut by_name = HashMap::with_capacity(indexes.len());
+        for &name in &indexes {
+            // A pack a MIDX covers is not even stat'ed (git neither): its size and mtime order
+            // nothing, and a name is its content's checksum (git 1190a1acf, 2013), so a pack
+            // of the previous snapshot with this name is this pack. The others are ordered by
+            // mtime, and a changed size or mtime makes a new pack.
+            let info = if covered.contains(name) {
+                None
+            } else {
+                let pack_path = self.pack_dir.join(name).with_extension("pack");
+                let Ok(meta) = fs::metadata(&pack_path) else {
+                    continue;
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                Some(PackFileInfo {
+                    size: meta.len(),
+                    mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                })
+            };
+            let pack = match previous.by_name.get(name) {
+                Some(pack) if info.is_none() || pack.info == info => pack.clone(),
+                _ => Arc::new(Pack::new(
+                    (self.next_number)(),
+                    self.pack_dir,
+                    name.to_owned(),
+                    info,
+                )),
+            };
+            by_name.insert(name.to_owned(), pack);
+        }
         let mut uncovered: Vec<Arc<Pack>> = by_name
-            .values()
-            .filter(|pack| !covered.contains(pack.idx_name.as_str()))
-            .cloned()
+            .iter()
+            .filter(|(name, _)| !covered.contains(name.as_str()))
+            .map(|(_, pack)| pack.clone())
             .collect();
         uncovered.sort_by(|a, b| {
             b.info
-                .mtime
-                .cmp(&a.info.mtime)
+                .as_ref()
+                .map(|info| info.mtime)
+                .cmp(&a.info.as_ref().map(|info| info.mtime))
                 .then(a.idx_name.cmp(&b.idx_name))
         });
+        let midx = midx_files
+            .into_iter()
+            .map(|(file, path)| {
+                // Every covered name is in `indexes` and went into `by_name` above.
+                let packs = (0..file.num_packs())
+                    .map(|id| by_name[file.pack_name(id)].clone())
+                    .collect();
+                MidxLayer { file, path, packs }
+            })
+            .collect();
+
         let (merged, uncovered) = merge(previous.merged.as_ref(), uncovered);
         Ok((
             PackSet {
@@ -493,15 +520,16 @@ impl Scanner<'_> {
         ))
     }
 
-    /// Loads `multi-pack-index`, or else the chain in `multi-pack-index.d/`. A file that fails
-    /// to parse or names a pack that is not in the directory is skipped with a problem report.
+    /// Loads `multi-pack-index`, or else the chain in `multi-pack-index.d/` (top layer first).
+    /// A file that fails to parse or names a pack not among `indexes` (the usable `.idx` names)
+    /// is skipped with a problem report.
     fn load_midx(
         &self,
-        packs: &HashMap<String, Arc<Pack>>,
+        indexes: &HashSet<&str>,
         problems: &mut Vec<MidxProblem>,
-    ) -> Vec<MidxLayer> {
+    ) -> Vec<(MultiPackIndex<Mmap>, PathBuf)> {
         let single = self.pack_dir.join(MIDX_NAME);
-        match self.load_layer(&single, packs) {
+        match self.load_layer(&single, indexes) {
             Ok(Some(layer)) => return vec![layer],
             Ok(None) => {}
             Err(what) => problems.push(MidxProblem { path: single, what }),
@@ -533,7 +561,7 @@ impl Scanner<'_> {
         let mut layers = Vec::new();
         for hash in hashes {
             let path = chain_dir.join(format!("multi-pack-index-{hash}.midx"));
-            match self.load_layer(&path, packs) {
+            match self.load_layer(&path, indexes) {
                 Ok(Some(layer)) => layers.push(layer),
                 Ok(None) => {
                     problems.push(MidxProblem {
@@ -557,30 +585,22 @@ impl Scanner<'_> {
     fn load_layer(
         &self,
         path: &Path,
-        packs: &HashMap<String, Arc<Pack>>,
-    ) -> std::result::Result<Option<MidxLayer>, String> {
+        indexes: &HashSet<&str>,
+    ) -> std::result::Result<Option<(MultiPackIndex<Mmap>, PathBuf)>, String> {
         let (map, _meta) = match Mmap::open(path) {
             Ok(opened) => opened,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.to_string()),
         };
         let file = MultiPackIndex::from_bytes(map).map_err(|e| e.to_string())?;
-        let mut layer_packs = Vec::with_capacity(file.num_packs());
-        for pack_id in 0..file.num_packs() {
-            let name = file.pack_name(pack_id);
-            match packs.get(name) {
-                Some(pack) => layer_packs.push(pack.clone()),
-                None => {
-                    return Err(format!(
-                        "names pack {name}, which is not in the pack directory"
-                    ));
-                }
-            }
+        if let Some(name) = (0..file.num_packs())
+            .map(|id| file.pack_name(id))
+            .find(|name| !indexes.contains(name))
+        {
+            return Err(format!(
+                "names pack {name}, which is not in the pack directory"
+            ));
         }
-        Ok(Some(MidxLayer {
-            file,
-            path: path.to_owned(),
-            packs: layer_packs,
-        }))
+        Ok(Some((file, path.to_owned())))
     }
 }
