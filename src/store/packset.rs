@@ -3,7 +3,7 @@
 //! lock-free; `refresh` builds a new one and swaps it in.
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -425,19 +425,21 @@ impl Scanner<'_> {
             }
             Err(e) => return Err(Error::io(self.pack_dir, e)),
         };
-        let mut listed = HashSet::new();
+        let mut listed = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(self.pack_dir, e))?;
             if let Ok(name) = entry.file_name().into_string() {
-                listed.insert(name);
+                listed.push(name);
             }
         }
+        listed.sort_unstable();
+        let is_listed = |name: &str| listed.binary_search_by(|n| n.as_str().cmp(name)).is_ok();
         // Like git and libgit2: an index counts only with its pack next to it.
-        let indexes: HashSet<&str> = listed
+        let indexes: Vec<&str> = listed
             .iter()
             .filter(|name| {
                 name.strip_suffix(".idx")
-                    .is_some_and(|stem| listed.contains(&format!("{stem}.pack")))
+                    .is_some_and(|stem| is_listed(&format!("{stem}.pack")))
             })
             .map(String::as_str)
             .collect();
@@ -447,17 +449,18 @@ impl Scanner<'_> {
         } else {
             Vec::new()
         };
-        let covered: HashSet<&str> = midx_files
-            .iter()
-            .flat_map(|(file, _)| (0..file.num_packs()).map(|id| file.pack_name(id)))
-            .collect();
+        let covered = |name: &str| {
+            midx_files
+                .iter()
+                .any(|(file, _)| file.find_pack(name).is_some())
+        };
         let mut by_name = HashMap::with_capacity(indexes.len());
         for &name in &indexes {
             // A pack a MIDX covers is not even stat'ed (git neither): its size and mtime order
             // nothing, and a name is its content's checksum (git 1190a1acf, 2013), so a pack
             // of the previous snapshot with this name is this pack. The others are ordered by
             // mtime, and a changed size or mtime makes a new pack.
-            let info = if covered.contains(name) {
+            let info = if covered(name) {
                 None
             } else {
                 let pack_path = self.pack_dir.join(name).with_extension("pack");
@@ -485,7 +488,7 @@ impl Scanner<'_> {
         }
         let mut uncovered: Vec<Arc<Pack>> = by_name
             .iter()
-            .filter(|(name, _)| !covered.contains(name.as_str()))
+            .filter(|(name, _)| !covered(name))
             .map(|(_, pack)| pack.clone())
             .collect();
         uncovered.sort_by(|a, b| {
@@ -521,11 +524,11 @@ impl Scanner<'_> {
     }
 
     /// Loads `multi-pack-index`, or else the chain in `multi-pack-index.d/` (top layer first).
-    /// A file that fails to parse or names a pack not among `indexes` (the usable `.idx` names)
-    /// is skipped with a problem report.
+    /// A file that fails to parse or names a pack not among `indexes` (the usable `.idx` names,
+    /// sorted) is skipped with a problem report.
     fn load_midx(
         &self,
-        indexes: &HashSet<&str>,
+        indexes: &[&str],
         problems: &mut Vec<MidxProblem>,
     ) -> Vec<(MultiPackIndex<Mmap>, PathBuf)> {
         let single = self.pack_dir.join(MIDX_NAME);
@@ -585,7 +588,7 @@ impl Scanner<'_> {
     fn load_layer(
         &self,
         path: &Path,
-        indexes: &HashSet<&str>,
+        indexes: &[&str],
     ) -> std::result::Result<Option<(MultiPackIndex<Mmap>, PathBuf)>, String> {
         let (map, _meta) = match Mmap::open(path) {
             Ok(opened) => opened,
@@ -595,7 +598,7 @@ impl Scanner<'_> {
         let file = MultiPackIndex::from_bytes(map).map_err(|e| e.to_string())?;
         if let Some(name) = (0..file.num_packs())
             .map(|id| file.pack_name(id))
-            .find(|name| !indexes.contains(name))
+            .find(|name| indexes.binary_search(name).is_err())
         {
             return Err(format!(
                 "names pack {name}, which is not in the pack directory"
