@@ -133,6 +133,54 @@ fn packs_a_midx_covers_are_not_stated() {
     assert_same_as_git_and_libgit2(&repo);
 }
 
+/// Reads through a MIDX search no pack's own index, so none is mapped; a pack is still checked
+/// against its index when it is opened (its head and trailer, read through the file), and a
+/// pack that does not belong to its index is refused with both named.
+#[test]
+fn covered_packs_are_checked_against_indexes_they_do_not_map() {
+    let repo = packed_repo(3);
+    repo.git(&["multi-pack-index", "write"]);
+    assert_same_as_git_and_libgit2(&repo);
+    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    let objects = repo.all_objects();
+    for id in objects.keys() {
+        odb.read(id).expect("read");
+    }
+    let snapshot = odb.store().snapshot();
+    assert!(snapshot.packs().all(|pack| pack.is_data_open()));
+    assert!(snapshot.packs().all(|pack| !pack.is_index_mapped()));
+    drop((odb, snapshot));
+
+    // The index of one pack records another pack checksum: git would refuse that pack too.
+    let pack = repo.packs()[0].clone();
+    let index = pack.with_extension("idx");
+    let mut bytes = std::fs::read(&index).expect("index");
+    let listing = git_stdin(repo.path(), &["show-index"], &bytes);
+    let in_pack: std::collections::BTreeSet<&str> = listing
+        .lines()
+        .map(|line| line.split(' ').nth(1).expect("offset, id, crc"))
+        .collect();
+    let at = bytes.len() - 40;
+    bytes[at] ^= 0xff;
+    std::fs::remove_file(&index).expect("read-only index");
+    std::fs::write(&index, bytes).expect("write index");
+    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    for id in objects.keys() {
+        match odb.read(id) {
+            Ok(_) => assert!(!in_pack.contains(id.as_str()), "{id} read"),
+            Err(_) => {
+                let error = last_error();
+                assert!(in_pack.contains(id.as_str()), "{id}: {error}");
+                assert!(
+                    error.contains("pack checksum does not match its index"),
+                    "{error}"
+                );
+                assert!(error.contains(pack.to_str().expect("utf-8")), "{error}");
+            }
+        }
+    }
+}
+
 #[test]
 fn midx_can_be_switched_off() {
     let repo = packed_repo(3);

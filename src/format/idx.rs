@@ -84,6 +84,99 @@ pub enum Error {
     },
 }
 
+/// An index's first bytes that [`summarize`] reads: the v2 header and the fanout (a v1 index
+/// starts with its fanout, and is longer than this too: see [`MIN_LEN`]).
+pub const HEAD_LEN: usize = V2_HEADER_LEN + FANOUT_LEN;
+
+/// What a pack's data is checked against when it is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Number of objects.
+    pub num_objects: usize,
+    /// The pack checksum recorded in the index.
+    pub pack_checksum: ObjectId,
+}
+
+/// The checks [`PackIndex::from_bytes`] makes of an index's head and size, from its first
+/// [`HEAD_LEN`] bytes, its last two hashes (`tail`) and its length: what a pack covered by a
+/// MIDX needs of its index, which is otherwise never searched.
+pub fn summarize(head: &[u8], tail: &[u8; 2 * HASH_LEN], len: u64) -> Result<Summary, Error> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let layout = Layout::check(head, len)?;
+    let mut pack_checksum = [0; HASH_LEN];
+    pack_checksum.copy_from_slice(&tail[..HASH_LEN]);
+    Ok(Summary {
+        num_objects: layout.num_objects,
+        pack_checksum: ObjectId(pack_checksum),
+    })
+}
+
+/// An index's version and fanout, checked against its length.
+struct Layout {
+    version: u32,
+    fanout: [u32; 256],
+    num_objects: usize,
+}
+
+impl Layout {
+    /// Checks what `head` (the index's first bytes, at least [`HEAD_LEN`] of them) and the
+    /// index's length `len` say: the version, a monotonic fanout, and a length that fits the
+    /// object count.
+    fn check(head: &[u8], len: usize) -> Result<Layout, Error> {
+        if len < MIN_LEN {
+            return Err(Error::TooSmall { len });
+        }
+        // As in git, the signature decides: a v1 fanout starting with 0xff744f63 objects would
+        // need a multi-GiB index, so the two cannot be confused.
+        let version = if head.get(..4) == Some(&V2_MAGIC[..]) {
+            let version = be_u32(head, 4).ok_or(Error::TooSmall { len })?;
+            if version != 2 {
+                return Err(Error::UnsupportedVersion(version));
+            }
+            2
+        } else {
+            1
+        };
+        let fanout_start = if version == 2 { V2_HEADER_LEN } else { 0 };
+        let fanout_bytes = head
+            .get(fanout_start..fanout_start + FANOUT_LEN)
+            .ok_or(Error::TooSmall { len })?;
+        let fanout = parse_fanout(fanout_bytes)?;
+        let count = fanout[255];
+        // Sizes are computed in u64 from a u32 count, so they cannot overflow; once a size
+        // matches `len`, every table offset fits in usize.
+        let n = u64::from(count);
+        let len64 = len as u64;
+        let hash = HASH_LEN as u64;
+        if version == 1 {
+            let expected = FANOUT_LEN as u64 + n * V1_ENTRY_LEN as u64 + 2 * hash;
+            if len64 != expected {
+                return Err(Error::WrongV1Size {
+                    len: len64,
+                    num_objects: count,
+                    expected,
+                });
+            }
+        } else {
+            let min = (V2_HEADER_LEN + FANOUT_LEN) as u64 + n * (hash + 8) + 2 * hash;
+            let max = min + n.saturating_sub(1) * 8;
+            if len64 < min || len64 > max {
+                return Err(Error::WrongV2Size {
+                    len: len64,
+                    num_objects: count,
+                    min,
+                    max,
+                });
+            }
+        }
+        Ok(Layout {
+            version,
+            fanout,
+            num_objects: count as usize,
+        })
+    }
+}
+
 /// A validated view over `.idx` bytes.
 #[derive(Debug)]
 pub struct PackIndex<D> {
@@ -112,43 +205,16 @@ impl<D: Deref<Target = [u8]>> PackIndex<D> {
     pub fn from_bytes(data: D) -> Result<Self, Error> {
         let bytes: &[u8] = &data;
         let len = bytes.len();
-        if len < MIN_LEN {
-            return Err(Error::TooSmall { len });
-        }
-        // As in git, the signature decides: a v1 fanout starting with 0xff744f63 objects would
-        // need a multi-GiB index, so the two cannot be confused.
-        let version = if bytes.get(..4) == Some(&V2_MAGIC[..]) {
-            let version = be_u32(bytes, 4).ok_or(Error::TooSmall { len })?;
-            if version != 2 {
-                return Err(Error::UnsupportedVersion(version));
-            }
-            2
-        } else {
-            1
-        };
+        let Layout {
+            version,
+            fanout,
+            num_objects,
+        } = Layout::check(bytes, len)?;
         let fanout_start = if version == 2 { V2_HEADER_LEN } else { 0 };
-        let fanout_bytes = bytes
-            .get(fanout_start..fanout_start + FANOUT_LEN)
-            .ok_or(Error::TooSmall { len })?;
-        let fanout = parse_fanout(fanout_bytes)?;
-        let count = fanout[255];
-        let n = u64::from(count);
-        let len64 = len as u64;
-        let hash = HASH_LEN as u64;
         let trailer_start = len - 2 * HASH_LEN;
-        // Sizes are computed in u64 from a u32 count, so they cannot overflow; once a size
-        // matches `len`, every table offset below fits in usize.
-        let num_objects = count as usize;
+        // `Layout::check` matched the size to the count, so every table offset below fits.
         let ids_start = fanout_start + FANOUT_LEN;
         if version == 1 {
-            let expected = FANOUT_LEN as u64 + n * V1_ENTRY_LEN as u64 + 2 * hash;
-            if len64 != expected {
-                return Err(Error::WrongV1Size {
-                    len: len64,
-                    num_objects: count,
-                    expected,
-                });
-            }
             let entries = bytes
                 .get(ids_start..ids_start + num_objects * V1_ENTRY_LEN)
                 .ok_or(Error::TooSmall { len })?;
@@ -169,16 +235,6 @@ impl<D: Deref<Target = [u8]>> PackIndex<D> {
                 large_start: ids_start,
                 large_count: 0,
                 trailer_start,
-            });
-        }
-        let min = (V2_HEADER_LEN + FANOUT_LEN) as u64 + n * (hash + 8) + 2 * hash;
-        let max = min + n.saturating_sub(1) * 8;
-        if len64 < min || len64 > max {
-            return Err(Error::WrongV2Size {
-                len: len64,
-                num_objects: count,
-                min,
-                max,
             });
         }
         let crc_start = ids_start + num_objects * HASH_LEN;
@@ -551,7 +607,15 @@ mod tests {
     #[test]
     fn v2_rejections() {
         let (bytes, _) = written(&entries());
-        let parse = |b: &[u8]| PackIndex::from_bytes(b).map(|_| ());
+        let parse = |b: &[u8]| {
+            let opened = PackIndex::from_bytes(b);
+            assert_eq!(
+                summary_of(b),
+                opened.as_ref().map(summary).map_err(Clone::clone),
+                "summarize agrees"
+            );
+            opened.map(|_| ())
+        };
         assert_eq!(parse(&bytes[..1063]), Err(Error::TooSmall { len: 1063 }));
         let min = (8 + 1024 + 4 * 28 + 40) as u64;
         let short = &bytes[..bytes.len() - 2 * 8 - 1];
@@ -628,6 +692,23 @@ mod tests {
         );
     }
 
+    /// What [`summarize`] makes of `bytes` read as a file: its head, its last two hashes and
+    /// its length.
+    fn summary_of(bytes: &[u8]) -> Result<Summary, Error> {
+        let head = &bytes[..bytes.len().min(HEAD_LEN)];
+        let tail = bytes[bytes.len() - 2 * HASH_LEN..]
+            .try_into()
+            .expect("40 bytes");
+        summarize(head, tail, bytes.len() as u64)
+    }
+
+    fn summary(idx: &PackIndex<&[u8]>) -> Summary {
+        Summary {
+            num_objects: idx.num_objects(),
+            pack_checksum: idx.pack_checksum(),
+        }
+    }
+
     #[test]
     fn corrupted_bytes_never_panic() {
         let (bytes, _) = written(&entries());
@@ -637,7 +718,13 @@ mod tests {
                 for value in [0x00, 0x80, 0xff] {
                     let mut bad = original.clone();
                     bad[pos] = value;
-                    let Ok(idx) = PackIndex::from_bytes(&bad[..]) else {
+                    let opened = PackIndex::from_bytes(&bad[..]);
+                    assert_eq!(
+                        summary_of(&bad),
+                        opened.as_ref().map(summary).map_err(Clone::clone),
+                        "at {pos}"
+                    );
+                    let Ok(idx) = opened else {
                         continue;
                     };
                     for i in 0..idx.num_objects() + 1 {

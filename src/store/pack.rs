@@ -20,9 +20,10 @@ use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-use crate::format::idx::PackIndex;
+use crate::format::idx::{self, PackIndex};
 use crate::format::pack;
 use crate::mmap::Mmap;
+use crate::oid::HASH_LEN;
 
 /// A mapped `.idx`.
 pub type IndexMap = PackIndex<Mmap>;
@@ -307,8 +308,8 @@ impl Pack {
     }
 
     /// The pack data, opened on first use and checked against the index as git and libgit2 do
-    /// (object count, trailing checksum), so a pack that does not belong to its index is never
-    /// read: through the file while the pack is young, mapped once it has served
+    /// (object count, trailing checksum; of an index no lookup mapped, only its head and trailer
+    /// are read), so a pack that does not belong to its index is never read: through the file while the pack is young, mapped once it has served
     /// [`READS_BEFORE_MAP`] entries. Returns the data and whether this call opened or mapped it
     /// (for the store's map budget).
     pub fn data(&self, counter: &Arc<MapCounter>) -> Result<(DataRef, bool)> {
@@ -341,7 +342,13 @@ impl Pack {
     /// [`Pack::data`]'s slow path: opening the file, or mapping a file read so far.
     #[cold]
     fn open_data(&self, counter: &Arc<MapCounter>) -> Result<(DataRef, bool)> {
-        let index = self.index()?;
+        let expected = match self.index.get() {
+            Some(index) => idx::Summary {
+                num_objects: index.num_objects(),
+                pack_checksum: index.pack_checksum(),
+            },
+            None => self.read_index_summary()?,
+        };
         let _state = self.open_lock.lock();
         let open_error = |e| self.open_error(&self.pack_path, e);
         let young = self.entries_read.load(Ordering::Relaxed) < READS_BEFORE_MAP;
@@ -373,18 +380,17 @@ impl Pack {
             path: self.pack_path.clone(),
             what,
         };
-        if header.num_objects as usize != index.num_objects() {
+        if header.num_objects as usize != expected.num_objects {
             return Err(inconsistent(format!(
                 "pack has {} objects but its index lists {}",
-                header.num_objects,
-                index.num_objects()
+                header.num_objects, expected.num_objects
             )));
         }
         let trailer = &ends[pack::HEADER_LEN..];
-        if trailer != index.pack_checksum().as_bytes() {
+        if trailer != expected.pack_checksum.as_bytes() {
             return Err(inconsistent(format!(
                 "pack checksum does not match its index ({})",
-                index.pack_checksum()
+                expected.pack_checksum
             )));
         }
         let source = if young && counter.descriptors.load(Ordering::Relaxed) < MAX_READ_DESCRIPTORS
@@ -399,6 +405,30 @@ impl Pack {
             Source::Mapped(Mmap::map(&file, metadata.len()).map_err(open_error)?)
         };
         Ok((self.install(counter, source, metadata.len()), true))
+    }
+
+    /// What the pack's data is checked against, from an index not mapped: that of a pack a
+    /// MIDX covers, which no lookup searches. Its head and trailer are read through the file
+    /// and checked as [`PackIndex::from_bytes`] would (see [`read_ends`] for why not mapped).
+    #[cold]
+    fn read_index_summary(&self) -> Result<idx::Summary> {
+        let path = &self.idx_path;
+        let (file, metadata) = Mmap::open_file(path).map_err(|e| self.open_error(path, e))?;
+        let len = metadata.len();
+        let corrupt = |source| Error::Index {
+            path: path.clone(),
+            source,
+        };
+        if len < idx::MIN_LEN as u64 {
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            return Err(corrupt(idx::Error::TooSmall { len }));
+        }
+        let mut head = [0; idx::HEAD_LEN];
+        let mut tail = [0; 2 * HASH_LEN];
+        file.read_exact_at(&mut head, 0)
+            .and_then(|()| file.read_exact_at(&mut tail, len - 2 * HASH_LEN as u64))
+            .map_err(|e| self.open_error(path, e))?;
+        idx::summarize(&head, &tail, len).map_err(corrupt)
     }
 
     /// Makes `source` the pack's data, accounted in `counter`.
@@ -425,6 +455,11 @@ impl Pack {
     /// Whether the data is open now, mapped or not.
     pub fn is_data_open(&self) -> bool {
         self.data.load().is_some()
+    }
+
+    /// Whether the index is mapped (it is once a lookup searched it).
+    pub fn is_index_mapped(&self) -> bool {
+        self.index.get().is_some()
     }
 
     /// A vanished file means "not here" (a repack removed it; a refresh will drop the pack and
