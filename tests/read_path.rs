@@ -29,6 +29,39 @@ fn many_packs_and_deep_deltas_match_git_and_libgit2() {
     assert_same_as_git_and_libgit2(&repo);
 }
 
+/// A store reads each pack's index through the file for its first lookups (a read that probes
+/// every pack maps none of them), then maps it; lookups answer the same either way, hits and
+/// misses, including for the REF_DELTA bases a v1-indexed pack names.
+#[test]
+fn young_indexes_are_read_through_the_file_then_mapped() {
+    let repo = Repo::new();
+    for batch in 0..3 {
+        repo.grow_history(4, 7, &format!("y{batch}-"));
+        repo.git(&["repack", "-dq"]);
+    }
+    repo.prune_loose();
+    let objects = repo.all_objects();
+    let expected = repo.cat_objects(&objects.keys().cloned().collect::<Vec<_>>());
+    let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+    let snapshot = odb.store().snapshot();
+    assert_eq!(snapshot.uncovered.len(), 3);
+
+    let absent = "0123456789abcdef0123456789abcdef01234567";
+    assert!(!odb.exists(absent), "a miss probes every pack");
+    let (first, (kind, bytes)) = expected.iter().next().expect("objects");
+    let object = odb.read(first).expect("read");
+    assert_eq!((&object.kind, &object.data), (kind, bytes));
+    assert!(snapshot.packs().all(|pack| !pack.is_index_mapped()));
+
+    for (id, (kind, bytes)) in &expected {
+        assert!(odb.exists(id), "{id}");
+        let object = odb.read(id).expect("read");
+        assert_eq!((&object.kind, &object.data), (kind, bytes), "{id}");
+    }
+    assert!(!odb.exists(absent));
+    assert!(snapshot.packs().all(|pack| pack.is_index_mapped()));
+}
+
 /// A pack written with REF_DELTA entries (no --delta-base-offset), and a v1 index.
 #[test]
 fn ref_delta_pack_and_v1_index() {

@@ -84,34 +84,153 @@ pub enum Error {
     },
 }
 
-/// An index's first bytes that [`summarize`] reads: the v2 header and the fanout (a v1 index
+/// An index's first bytes that [`Head::check`] reads: the v2 header and the fanout (a v1 index
 /// starts with its fanout, and is longer than this too: see [`MIN_LEN`]).
 pub const HEAD_LEN: usize = V2_HEADER_LEN + FANOUT_LEN;
 
-/// What a pack's data is checked against when it is opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Summary {
-    /// Number of objects.
-    pub num_objects: usize,
-    /// The pack checksum recorded in the index.
-    pub pack_checksum: ObjectId,
+/// Bytes of ids one [`Head::find`] reads at most: a bucket (the ids sharing a first byte) larger
+/// than this (a pack of over 800k objects) is searched in the mapping instead.
+pub const MAX_BUCKET_READ: usize = 64 << 10;
+
+/// What an index's head, trailer and length say, checked as [`PackIndex::from_bytes`] checks
+/// them: enough to check a pack against the index, and to look ids up by reading the file
+/// ([`Head::find`]) while it is not mapped.
+#[derive(Debug)]
+pub struct Head {
+    layout: Layout,
+    len: u64,
+    pack_checksum: ObjectId,
 }
 
-/// The checks [`PackIndex::from_bytes`] makes of an index's head and size, from its first
-/// [`HEAD_LEN`] bytes, its last two hashes (`tail`) and its length: what a pack covered by a
-/// MIDX needs of its index, which is otherwise never searched.
-pub fn summarize(head: &[u8], tail: &[u8; 2 * HASH_LEN], len: u64) -> Result<Summary, Error> {
-    let len = usize::try_from(len).unwrap_or(usize::MAX);
-    let layout = Layout::check(head, len)?;
-    let mut pack_checksum = [0; HASH_LEN];
-    pack_checksum.copy_from_slice(&tail[..HASH_LEN]);
-    Ok(Summary {
-        num_objects: layout.num_objects,
-        pack_checksum: ObjectId(pack_checksum),
-    })
+/// What [`Head::find`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FileLookup {
+    /// The id is in the index; its object is at this pack offset.
+    Found(u64),
+    /// The id is not in the index.
+    Absent,
+    /// The id's bucket is over [`MAX_BUCKET_READ`]: search the mapping.
+    BucketTooLarge,
+}
+
+/// Why [`Head::find`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileLookupError {
+    /// Reading the file failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The index is corrupt where the lookup read it.
+    #[error(transparent)]
+    Index(#[from] Error),
+}
+
+impl Head {
+    /// Checks an index from its first [`HEAD_LEN`] bytes, its last two hashes (`tail`) and its
+    /// length.
+    pub fn check(head: &[u8], tail: &[u8; 2 * HASH_LEN], len: u64) -> Result<Head, Error> {
+        let layout = Layout::check(head, usize::try_from(len).unwrap_or(usize::MAX))?;
+        let mut pack_checksum = [0; HASH_LEN];
+        pack_checksum.copy_from_slice(&tail[..HASH_LEN]);
+        Ok(Head {
+            layout,
+            len,
+            pack_checksum: ObjectId(pack_checksum),
+        })
+    }
+
+    /// Number of objects.
+    pub fn num_objects(&self) -> usize {
+        self.layout.num_objects
+    }
+
+    /// The pack checksum recorded in the index.
+    pub fn pack_checksum(&self) -> ObjectId {
+        self.pack_checksum
+    }
+
+    /// Looks `oid` up in the index file, `read(position, buffer)` filling `buffer` with the
+    /// file's bytes at `position`: one read of the ids sharing its first byte (none when the
+    /// fanout says there are none), then one of its offset (two for a large offset).
+    pub fn find(
+        &self,
+        oid: &ObjectId,
+        mut read: impl FnMut(u64, &mut [u8]) -> io::Result<()>,
+    ) -> Result<FileLookup, FileLookupError> {
+        let fanout = &self.layout.fanout;
+        let first = usize::from(oid.0[0]);
+        let start = if first == 0 { 0 } else { fanout[first - 1] } as usize;
+        let end = fanout[first] as usize;
+        if start == end {
+            return Ok(FileLookup::Absent);
+        }
+        // v1 entries are an offset and an id; v2 ids are a table of their own.
+        let (table, entry_len, id_at) = if self.layout.version == 1 {
+            (FANOUT_LEN, V1_ENTRY_LEN, 4)
+        } else {
+            (V2_HEADER_LEN + FANOUT_LEN, HASH_LEN, 0)
+        };
+        let bucket_len = (end - start) * entry_len;
+        if bucket_len > MAX_BUCKET_READ {
+            return Ok(FileLookup::BucketTooLarge);
+        }
+        let mut small = [0; 4096];
+        let mut large = Vec::new();
+        let bucket = if bucket_len <= small.len() {
+            &mut small[..bucket_len]
+        } else {
+            large.resize(bucket_len, 0);
+            &mut large[..]
+        };
+        // `Layout::check` matched the length to the count: every table lies in the file.
+        read((table + start * entry_len) as u64, bucket)?;
+        let id = |i: usize| &bucket[i * entry_len + id_at..i * entry_len + id_at + HASH_LEN];
+        let (mut low, mut high) = (0, end - start);
+        let found = loop {
+            if low >= high {
+                return Ok(FileLookup::Absent);
+            }
+            let middle = low + (high - low) / 2;
+            match id(middle).cmp(&oid.0[..]) {
+                std::cmp::Ordering::Less => low = middle + 1,
+                std::cmp::Ordering::Greater => high = middle,
+                std::cmp::Ordering::Equal => break middle,
+            }
+        };
+        let position = start + found;
+        if self.layout.version == 1 {
+            let entry = &bucket[found * entry_len..];
+            let offset = be_u32(entry, 0).ok_or(Error::TooSmall { len: bucket_len })?;
+            return Ok(FileLookup::Found(u64::from(offset)));
+        }
+        let count = self.layout.num_objects;
+        let offsets = table + count * (HASH_LEN + 4);
+        let mut small_offset = [0; 4];
+        read((offsets + position * 4) as u64, &mut small_offset)?;
+        let small_offset = u32::from_be_bytes(small_offset);
+        if small_offset & LARGE_FLAG == 0 {
+            return Ok(FileLookup::Found(u64::from(small_offset)));
+        }
+        let large_index = small_offset & !LARGE_FLAG;
+        let large_start = (offsets + count * 4) as u64;
+        let large_count =
+            usize::try_from((self.len - 2 * HASH_LEN as u64).saturating_sub(large_start) / 8)
+                .unwrap_or(usize::MAX);
+        if large_index as usize >= large_count {
+            return Err(Error::LargeOffsetOutOfRange {
+                index: position,
+                large_index,
+                large_count,
+            }
+            .into());
+        }
+        let mut large_offset = [0; 8];
+        read(large_start + u64::from(large_index) * 8, &mut large_offset)?;
+        Ok(FileLookup::Found(u64::from_be_bytes(large_offset)))
+    }
 }
 
 /// An index's version and fanout, checked against its length.
+#[derive(Debug)]
 struct Layout {
     version: u32,
     fanout: [u32; 256],
@@ -558,6 +677,10 @@ mod tests {
             })
         );
         assert_eq!(idx.crc32_at(4), None);
+        assert_file_lookups_agree(&bytes);
+        let head = head_of(&bytes).expect("head");
+        let absent = file_find(&head, &bytes, &id(0x7f, 3)).expect("lookup");
+        assert_eq!(absent, FileLookup::Absent);
         let prefix = |hex: &str| Prefix::from_hex(hex).expect("prefix");
         assert_eq!(idx.find_prefix(&prefix("7f11")), PrefixMatch::Ambiguous);
         assert_eq!(idx.find_prefix(&prefix("ff11")), PrefixMatch::One(3));
@@ -609,10 +732,10 @@ mod tests {
         let (bytes, _) = written(&entries());
         let parse = |b: &[u8]| {
             let opened = PackIndex::from_bytes(b);
+            let read = head_of(b).map(|head| summary(&head));
             assert_eq!(
-                summary_of(b),
-                opened.as_ref().map(summary).map_err(Clone::clone),
-                "summarize agrees"
+                read,
+                opened.as_ref().map(summary_of_index).map_err(Clone::clone)
             );
             opened.map(|_| ())
         };
@@ -662,6 +785,7 @@ mod tests {
             })
         );
         assert_eq!(idx.offset_at(0), Ok(12));
+        assert_file_lookups_agree(&bytes);
     }
 
     #[test]
@@ -680,6 +804,7 @@ mod tests {
             assert_eq!(idx.find(&e.id), Some(i));
         }
         assert_eq!(idx.pack_checksum(), ObjectId([0xaa; HASH_LEN]));
+        assert_file_lookups_agree(&bytes);
         let mut extra = bytes.clone();
         extra.push(0);
         assert_eq!(
@@ -692,20 +817,57 @@ mod tests {
         );
     }
 
-    /// What [`summarize`] makes of `bytes` read as a file: its head, its last two hashes and
-    /// its length.
-    fn summary_of(bytes: &[u8]) -> Result<Summary, Error> {
+    /// The [`Head`] of `bytes` read as a file: its head, its last two hashes and its length.
+    fn head_of(bytes: &[u8]) -> Result<Head, Error> {
         let head = &bytes[..bytes.len().min(HEAD_LEN)];
         let tail = bytes[bytes.len() - 2 * HASH_LEN..]
             .try_into()
             .expect("40 bytes");
-        summarize(head, tail, bytes.len() as u64)
+        Head::check(head, tail, bytes.len() as u64)
     }
 
-    fn summary(idx: &PackIndex<&[u8]>) -> Summary {
-        Summary {
-            num_objects: idx.num_objects(),
-            pack_checksum: idx.pack_checksum(),
+    /// What a head and an opened index say of the object count and the pack checksum.
+    fn summary(head: &Head) -> (usize, ObjectId) {
+        (head.num_objects(), head.pack_checksum())
+    }
+
+    fn summary_of_index(idx: &PackIndex<&[u8]>) -> (usize, ObjectId) {
+        (idx.num_objects(), idx.pack_checksum())
+    }
+
+    /// [`Head::find`] over `bytes` as the file.
+    fn file_find(head: &Head, bytes: &[u8], oid: &ObjectId) -> Result<FileLookup, FileLookupError> {
+        head.find(oid, |position, buffer| {
+            let start = usize::try_from(position).expect("position");
+            let source = bytes
+                .get(start..start + buffer.len())
+                .ok_or(io::ErrorKind::UnexpectedEof)?;
+            buffer.copy_from_slice(source);
+            Ok(())
+        })
+    }
+
+    /// Looking every id of a valid index up by reading it as a file finds what the opened
+    /// index finds (the offset, or the same error); ids one bit off are found in neither.
+    fn assert_file_lookups_agree(bytes: &[u8]) {
+        let idx = PackIndex::from_bytes(bytes).expect("valid index");
+        let head = head_of(bytes).expect("valid head");
+        assert_eq!(summary(&head), summary_of_index(&idx));
+        for i in 0..idx.num_objects() {
+            let oid = idx.oid_at(i);
+            match (idx.offset_at(i), file_find(&head, bytes, &oid)) {
+                (Ok(offset), Ok(found)) => assert_eq!(found, FileLookup::Found(offset)),
+                (Err(error), Err(FileLookupError::Index(read_error))) => {
+                    assert_eq!(error, read_error)
+                }
+                (opened, read) => panic!("object {i}: {opened:?} opened, {read:?} read"),
+            }
+            let mut absent = oid;
+            absent.0[HASH_LEN - 1] ^= 1;
+            if idx.find(&absent).is_none() {
+                let found = file_find(&head, bytes, &absent).expect("lookup");
+                assert_eq!(found, FileLookup::Absent);
+            }
         }
     }
 
@@ -719,14 +881,18 @@ mod tests {
                     let mut bad = original.clone();
                     bad[pos] = value;
                     let opened = PackIndex::from_bytes(&bad[..]);
+                    let head = head_of(&bad);
                     assert_eq!(
-                        summary_of(&bad),
-                        opened.as_ref().map(summary).map_err(Clone::clone),
+                        head.as_ref().map(summary).map_err(Clone::clone),
+                        opened.as_ref().map(summary_of_index).map_err(Clone::clone),
                         "at {pos}"
                     );
-                    let Ok(idx) = opened else {
+                    let (Ok(idx), Ok(head)) = (opened, head) else {
                         continue;
                     };
+                    for i in 0..idx.num_objects() {
+                        let _ = file_find(&head, &bad, &idx.oid_at(i));
+                    }
                     for i in 0..idx.num_objects() + 1 {
                         let _ = (idx.offset_at(i), idx.crc32_at(i));
                     }
@@ -834,6 +1000,7 @@ mod tests {
             let pack = std::fs::read(pack_path).expect("read pack");
             let idx = PackIndex::from_bytes(idx_bytes.clone()).expect("valid idx");
             assert!(idx.verify_checksum());
+            assert_file_lookups_agree(&idx_bytes);
             let header = pack::parse_header(&pack).expect("pack header");
             assert_eq!(header.num_objects as usize, idx.num_objects());
             assert_eq!(&pack[pack.len() - HASH_LEN..], &idx.pack_checksum().0);

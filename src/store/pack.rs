@@ -20,10 +20,10 @@ use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-use crate::format::idx::{self, PackIndex};
+use crate::format::idx::{self, FileLookup, FileLookupError, PackIndex};
 use crate::format::pack;
 use crate::mmap::Mmap;
-use crate::oid::HASH_LEN;
+use crate::oid::{HASH_LEN, ObjectId};
 
 /// A mapped `.idx`.
 pub type IndexMap = PackIndex<Mmap>;
@@ -69,6 +69,25 @@ impl std::ops::Deref for DataRef {
 /// without the mapping; a store that keeps reading a pack has it mapped soon, and from then on
 /// an entry costs no system call.
 pub const READS_BEFORE_MAP: u32 = 256;
+
+/// Lookups in a pack that read its index through the file, before the index is mapped.
+///
+/// Like a young pack's entries (see [`READS_BEFORE_MAP`]): a store that probes packs one by one
+/// (no MIDX, and too few lookups yet to earn the merged index) pays for a mapped index in an
+/// `mmap`, page faults of the fanout and of the search, and an `munmap` when it closes; reading
+/// the file is the fanout once, then the ids of one first byte and an offset per lookup, each
+/// one `pread` of the file opened for it. A program that opens a repository of many packs for a
+/// read maps none of their indexes; a store that keeps looking them up maps them soon.
+pub const PROBES_BEFORE_MAP: u32 = 8;
+
+/// Where [`Pack::find`] found an id.
+#[derive(Clone, Copy, Debug)]
+pub enum IndexHit<'a> {
+    /// At this position of the mapped index.
+    Mapped(&'a IndexMap, usize),
+    /// Read through the file: the object's pack offset.
+    Read(u64),
+}
 
 /// Packs of a store read through a descriptor at once, at most: beyond them packs are mapped
 /// from the start, as mappings hold no descriptor and thousands of packs must not exhaust them.
@@ -222,6 +241,10 @@ pub struct Pack {
     /// Set once, never replaced: a pack's index does not change while the pack is in a
     /// snapshot, and a lookup borrows it without touching a shared reference count.
     index: OnceLock<IndexMap>,
+    /// The index's head, read through the file while the index is not mapped.
+    head: OnceLock<Box<idx::Head>>,
+    /// Lookups in this pack before its index was mapped, up to [`PROBES_BEFORE_MAP`].
+    probes: AtomicU32,
     data: ArcSwapOption<PackData>,
     /// Serialises opening (two threads must not both map the same file) and remembers a
     /// permanent failure so a broken file is not re-read on every lookup.
@@ -251,6 +274,8 @@ impl Pack {
             pack_path,
             info,
             index: OnceLock::new(),
+            head: OnceLock::new(),
+            probes: AtomicU32::new(0),
             data: ArcSwapOption::empty(),
             open_lock: Mutex::new(OpenState::default()),
             entries_read: AtomicU32::new(0),
@@ -307,6 +332,90 @@ impl Pack {
         Ok(self.index.get_or_init(|| index))
     }
 
+    /// Looks `oid` up in the index: in its mapping, or, for the first [`PROBES_BEFORE_MAP`]
+    /// lookups, by reading the file (see there).
+    #[inline]
+    pub fn find(&self, oid: &ObjectId) -> Result<Option<IndexHit<'_>>> {
+        match self.index.get() {
+            Some(index) => Ok(index
+                .find(oid)
+                .map(|position| IndexHit::Mapped(index, position))),
+            None => self.find_cold(oid),
+        }
+    }
+
+    /// [`Pack::find`] while the index is not mapped.
+    #[cold]
+    fn find_cold(&self, oid: &ObjectId) -> Result<Option<IndexHit<'_>>> {
+        if self.probes.fetch_add(1, Ordering::Relaxed) < PROBES_BEFORE_MAP {
+            let head = self.head()?;
+            let path = &self.idx_path;
+            let file = File::open(path).map_err(|e| self.open_error(path, e))?;
+            let found = head.find(oid, |position, buffer| file.read_exact_at(buffer, position));
+            match found {
+                Ok(FileLookup::Found(offset)) => return Ok(Some(IndexHit::Read(offset))),
+                Ok(FileLookup::Absent) => return Ok(None),
+                Ok(FileLookup::BucketTooLarge) => {}
+                Err(FileLookupError::Io(error)) => return Err(self.open_error(path, error)),
+                Err(FileLookupError::Index(source)) => {
+                    return Err(Error::Index {
+                        path: path.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        let index = self.index()?;
+        Ok(index
+            .find(oid)
+            .map(|position| IndexHit::Mapped(index, position)))
+    }
+
+    /// The index's head and trailer, read through the file and checked once: what the pack's
+    /// data is checked against, and what a lookup reads the file with, while the index is not
+    /// mapped (a pack a MIDX covers is never searched; see also [`PROBES_BEFORE_MAP`]).
+    #[cold]
+    fn head(&self) -> Result<&idx::Head> {
+        if let Some(head) = self.head.get() {
+            return Ok(head);
+        }
+        let mut state = self.open_lock.lock();
+        if let Some(head) = self.head.get() {
+            return Ok(head);
+        }
+        let path = &self.idx_path;
+        if let Some(what) = &state.index_error {
+            return Err(Error::Inconsistent {
+                path: path.clone(),
+                what: what.clone(),
+            });
+        }
+        let (file, metadata) = Mmap::open_file(path).map_err(|e| self.open_error(path, e))?;
+        let len = metadata.len();
+        let mut head = [0; idx::HEAD_LEN];
+        let mut tail = [0; 2 * HASH_LEN];
+        let checked = if len < idx::MIN_LEN as u64 {
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            Err(idx::Error::TooSmall { len })
+        } else {
+            file.read_exact_at(&mut head, 0)
+                .and_then(|()| file.read_exact_at(&mut tail, len - 2 * HASH_LEN as u64))
+                .map_err(|e| self.open_error(path, e))?;
+            idx::Head::check(&head, &tail, len)
+        };
+        match checked {
+            Ok(head) => Ok(self.head.get_or_init(|| Box::new(head))),
+            Err(source) => {
+                // As for a mapped index: remember, don't re-read on every lookup.
+                state.index_error = Some(format!("corrupt pack index: {source}"));
+                Err(Error::Index {
+                    path: path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
     /// The pack data, opened on first use and checked against the index as git and libgit2 do
     /// (object count, trailing checksum; of an index no lookup mapped, only its head and trailer
     /// are read), so a pack that does not belong to its index is never read: through the file while the pack is young, mapped once it has served
@@ -342,12 +451,12 @@ impl Pack {
     /// [`Pack::data`]'s slow path: opening the file, or mapping a file read so far.
     #[cold]
     fn open_data(&self, counter: &Arc<MapCounter>) -> Result<(DataRef, bool)> {
-        let expected = match self.index.get() {
-            Some(index) => idx::Summary {
-                num_objects: index.num_objects(),
-                pack_checksum: index.pack_checksum(),
-            },
-            None => self.read_index_summary()?,
+        let (num_objects, pack_checksum) = match self.index.get() {
+            Some(index) => (index.num_objects(), index.pack_checksum()),
+            None => {
+                let head = self.head()?;
+                (head.num_objects(), head.pack_checksum())
+            }
         };
         let _state = self.open_lock.lock();
         let open_error = |e| self.open_error(&self.pack_path, e);
@@ -380,17 +489,16 @@ impl Pack {
             path: self.pack_path.clone(),
             what,
         };
-        if header.num_objects as usize != expected.num_objects {
+        if header.num_objects as usize != num_objects {
             return Err(inconsistent(format!(
-                "pack has {} objects but its index lists {}",
-                header.num_objects, expected.num_objects
+                "pack has {} objects but its index lists {num_objects}",
+                header.num_objects
             )));
         }
         let trailer = &ends[pack::HEADER_LEN..];
-        if trailer != expected.pack_checksum.as_bytes() {
+        if trailer != pack_checksum.as_bytes() {
             return Err(inconsistent(format!(
-                "pack checksum does not match its index ({})",
-                expected.pack_checksum
+                "pack checksum does not match its index ({pack_checksum})"
             )));
         }
         let source = if young && counter.descriptors.load(Ordering::Relaxed) < MAX_READ_DESCRIPTORS
@@ -405,30 +513,6 @@ impl Pack {
             Source::Mapped(Mmap::map(&file, metadata.len()).map_err(open_error)?)
         };
         Ok((self.install(counter, source, metadata.len()), true))
-    }
-
-    /// What the pack's data is checked against, from an index not mapped: that of a pack a
-    /// MIDX covers, which no lookup searches. Its head and trailer are read through the file
-    /// and checked as [`PackIndex::from_bytes`] would (see [`read_ends`] for why not mapped).
-    #[cold]
-    fn read_index_summary(&self) -> Result<idx::Summary> {
-        let path = &self.idx_path;
-        let (file, metadata) = Mmap::open_file(path).map_err(|e| self.open_error(path, e))?;
-        let len = metadata.len();
-        let corrupt = |source| Error::Index {
-            path: path.clone(),
-            source,
-        };
-        if len < idx::MIN_LEN as u64 {
-            let len = usize::try_from(len).unwrap_or(usize::MAX);
-            return Err(corrupt(idx::Error::TooSmall { len }));
-        }
-        let mut head = [0; idx::HEAD_LEN];
-        let mut tail = [0; 2 * HASH_LEN];
-        file.read_exact_at(&mut head, 0)
-            .and_then(|()| file.read_exact_at(&mut tail, len - 2 * HASH_LEN as u64))
-            .map_err(|e| self.open_error(path, e))?;
-        idx::summarize(&head, &tail, len).map_err(corrupt)
     }
 
     /// Makes `source` the pack's data, accounted in `counter`.

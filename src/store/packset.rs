@@ -18,7 +18,7 @@ use crate::mmap::Mmap;
 use crate::oid::{HASH_LEN, ObjectId, Prefix};
 
 use super::merged::{MERGE_AT_PACKS, MergedIndex, PendingMerge};
-use super::pack::{IndexMap, Pack, PackFileInfo};
+use super::pack::{IndexHit, Pack, PackFileInfo};
 use super::watch::DirWatch;
 
 /// Name of the single-file MIDX inside the pack directory.
@@ -96,13 +96,12 @@ enum Hit<'a> {
     Layer(&'a MidxLayer, usize),
     /// At this position of the merged index.
     Merged(&'a MergedIndex, usize),
-    /// In a pack probed on its own, at `index_position` of its index; `position` is the pack's
-    /// place in `uncovered` (`None` for a pack waiting to be merged).
+    /// In a pack probed on its own, where its index says; `position` is the pack's place in
+    /// `uncovered` (`None` for a pack waiting to be merged).
     Probed {
         pack: &'a Arc<Pack>,
         position: Option<usize>,
-        index: &'a IndexMap,
-        index_position: usize,
+        entry: IndexHit<'a>,
     },
 }
 
@@ -119,14 +118,13 @@ fn probe<'a>(
 ) -> Option<Hit<'a>> {
     for position in positions {
         let pack = &packs[position];
-        match pack.index() {
-            Ok(index) => {
-                if let Some(index_position) = index.find(oid) {
+        match pack.find(oid) {
+            Ok(found) => {
+                if let Some(entry) = found {
                     return Some(Hit::Probed {
                         pack,
                         position: in_uncovered.then_some(position),
-                        index,
-                        index_position,
+                        entry,
                     });
                 }
             }
@@ -229,8 +227,7 @@ impl PackSet {
             Hit::Merged(merged, position) => merged.location(position),
             Hit::Probed {
                 pack,
-                index,
-                index_position,
+                entry: IndexHit::Mapped(index, index_position),
                 ..
             } => {
                 let offset = index
@@ -241,6 +238,11 @@ impl PackSet {
                     })?;
                 Ok(Location { pack, offset })
             }
+            Hit::Probed {
+                pack,
+                entry: IndexHit::Read(offset),
+                ..
+            } => Ok(Location { pack, offset }),
         }
     }
 
@@ -317,8 +319,7 @@ impl PackSet {
                     let hit = Hit::Probed {
                         pack,
                         position,
-                        index,
-                        index_position,
+                        entry: IndexHit::Mapped(index, index_position),
                     };
                     accept(index.oid_at(index_position), hit)?;
                 }
