@@ -1,9 +1,10 @@
 //! One pack of the store: its paths, and its index and data opened lazily on first use.
 //!
 //! Nothing is opened when a pack is discovered (a directory of thousands of packs costs one
-//! `readdir`, and a `stat` for each pack no MIDX covers). The index is mapped on the first lookup that needs it. The data is opened on the
-//! first read, read with `pread` for its first [`READS_BEFORE_MAP`] entries, then mapped (see
-//! [`PackData`]). Neither takes a lock once there. The index is set once and lent out by
+//! `readdir`, and a `stat` for each pack no MIDX covers). The index is read through the file
+//! for its first [`PROBES_BEFORE_MAP`] lookups, then mapped; the data is opened on the first
+//! read, read with `pread` for its first [`READS_BEFORE_MAP`] entries, then mapped (see
+//! [`PackData`]). Neither takes a lock once mapped. The index is set once and lent out by
 //! reference (the pack outlives every lookup through a snapshot). The data lives behind
 //! `ArcSwapOption`: a reader holds a guard of it ([`DataRef`]) that keeps it valid for as long
 //! as it decodes, even if the store drops it (budget eviction, pack removed by a repack, the
@@ -417,10 +418,10 @@ impl Pack {
     }
 
     /// The pack data, opened on first use and checked against the index as git and libgit2 do
-    /// (object count, trailing checksum; of an index no lookup mapped, only its head and trailer
-    /// are read), so a pack that does not belong to its index is never read: through the file while the pack is young, mapped once it has served
-    /// [`READS_BEFORE_MAP`] entries. Returns the data and whether this call opened or mapped it
-    /// (for the store's map budget).
+    /// (object count, trailing checksum; of an index not mapped, only its head and trailer are
+    /// read), so a pack that does not belong to its index is never read: through the file while
+    /// the pack is young, mapped once it has served [`READS_BEFORE_MAP`] entries. Returns the
+    /// data and whether this call opened or mapped it (for the store's map budget).
     pub fn data(&self, counter: &Arc<MapCounter>) -> Result<(DataRef, bool)> {
         if let Some(data) = DataRef::load(&self.data)
             && !self.outgrown(&data)
