@@ -542,7 +542,8 @@ impl Pack {
         self.data.load().is_some()
     }
 
-    /// Whether the index is mapped (it is once a lookup searched it).
+    /// Whether the index is mapped: after its first lookups (see [`PROBES_BEFORE_MAP`]), or a
+    /// search that reads more of it (prefixes, listing, merging).
     pub fn is_index_mapped(&self) -> bool {
         self.index.get().is_some()
     }
