@@ -95,7 +95,7 @@ fn midx_naming_a_vanished_pack_is_ignored() {
 /// the store already had keeps its maps when a MIDX comes to cover it; an index whose pack is
 /// not listed next to it counts for nothing, as in git.
 #[test]
-fn packs_a_midx_covers_are_not_stated() {
+fn a_scan_stats_only_the_packs_no_midx_covers() {
     let repo = packed_repo(3);
     let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
     let store = odb.store();
@@ -135,7 +135,7 @@ fn packs_a_midx_covers_are_not_stated() {
 
 /// Reads through a MIDX search no pack's own index, so none is mapped; a pack is still checked
 /// against its index when it is opened (its head and trailer, read through the file), and a
-/// pack that does not belong to its index is refused with both named.
+/// pack that does not belong to its index is refused, the error naming the pack.
 #[test]
 fn covered_packs_are_checked_against_indexes_they_do_not_map() {
     let repo = packed_repo(3);
