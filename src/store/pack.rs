@@ -195,27 +195,22 @@ impl Drop for MapTicket {
     }
 }
 
-/// A pack's first [`pack::HEADER_LEN`] bytes followed by its last [`pack::TRAILER_LEN`] (a
-/// minimal pack's whole content, so [`pack::parse_header`] reads the header from it); `None`
-/// when the file is shorter than that.
+/// Reads a file's first `head.len()` bytes into `head` and its last `tail.len()` into `tail`
+/// (the two may overlap; the caller checked that the file's `len` holds each): a pack's header
+/// and trailer, an index's header, fanout and trailer.
 ///
 /// Read through the file, not the mapping: a page fault in a file mapping maps the pages around
 /// it too (the kernel's fault-around, up to 16), which the `munmap` then clears again, where a
 /// `pread` of a few bytes is one system call (libgit2 reads them so too). A process that opens a
 /// repository for a read or two pays for every page it maps: `open, read 1, close` in the read
 /// bench.
-fn read_ends(file: &File, len: u64) -> std::io::Result<Option<[u8; ENDS_LEN]>> {
-    if len < ENDS_LEN as u64 {
-        return Ok(None);
-    }
-    let mut ends = [0; ENDS_LEN];
-    let (head, tail) = ends.split_at_mut(pack::HEADER_LEN);
+fn read_ends(file: &File, len: u64, head: &mut [u8], tail: &mut [u8]) -> std::io::Result<()> {
     file.read_exact_at(head, 0)?;
-    file.read_exact_at(tail, len - pack::TRAILER_LEN as u64)?;
-    Ok(Some(ends))
+    file.read_exact_at(tail, len.saturating_sub(tail.len() as u64))
 }
 
-/// Length of what [`read_ends`] reads.
+/// A pack's header and trailer: a minimal pack's whole content, so [`pack::parse_header`]
+/// reads the header from them.
 const ENDS_LEN: usize = pack::HEADER_LEN + pack::TRAILER_LEN;
 
 /// What is known about a pack from the directory listing.
@@ -399,9 +394,7 @@ impl Pack {
             let len = usize::try_from(len).unwrap_or(usize::MAX);
             Err(idx::Error::TooSmall { len })
         } else {
-            file.read_exact_at(&mut head, 0)
-                .and_then(|()| file.read_exact_at(&mut tail, len - 2 * HASH_LEN as u64))
-                .map_err(|e| self.open_error(path, e))?;
+            read_ends(&file, len, &mut head, &mut tail).map_err(|e| self.open_error(path, e))?;
             idx::Head::check(&head, &tail, len)
         };
         match checked {
@@ -479,12 +472,13 @@ impl Pack {
             offset: 0,
             source,
         };
-        let ends = read_ends(&file, metadata.len())
-            .map_err(open_error)?
-            .ok_or_else(|| {
-                let len = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
-                corrupt(pack::Error::TooSmall { len })
-            })?;
+        if metadata.len() < ENDS_LEN as u64 {
+            let len = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
+            return Err(corrupt(pack::Error::TooSmall { len }));
+        }
+        let mut ends = [0; ENDS_LEN];
+        let (head, tail) = ends.split_at_mut(pack::HEADER_LEN);
+        read_ends(&file, metadata.len(), head, tail).map_err(open_error)?;
         let header = pack::parse_header(&ends).map_err(corrupt)?;
         let inconsistent = |what: String| Error::Inconsistent {
             path: self.pack_path.clone(),
