@@ -531,6 +531,46 @@ fn refresh_notices_a_repointed_pack_directory_link() {
     });
 }
 
+/// A store opened on a pack directory whose stamp has not changed since an earlier store read
+/// it, and was old enough to trust then, reuses the names that store read (a program opening
+/// the repository per request reads the directory once). A change moves the stamp: the next
+/// stores read the directory again and serve the new pack, at once and seconds later.
+#[test]
+fn a_store_opened_after_a_change_reads_the_pack_directory_again() {
+    let repo = Repo::new();
+    repo.grow_history(3, 3, "x");
+    repo.git(&["repack", "-adq"]);
+    repo.prune_loose();
+    let before = repo.all_objects();
+    repo.grow_history(1, 3, "y");
+    let new_ids: Vec<String> = repo
+        .all_objects()
+        .into_keys()
+        .filter(|id| !before.contains_key(id))
+        .collect();
+    // Until the pack directory's last change is 3 s old its stamp proves nothing, and no store
+    // keeps or reuses its names.
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    for _ in 0..2 {
+        let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+        assert!(
+            !odb.exists(&new_ids[0]),
+            "new objects are loose, not served"
+        );
+    }
+    repo.git(&["repack", "-dq"]);
+    // Right after the change the stamp is too recent to trust anyway; later it is trusted, and
+    // must differ from the one the kept names were read under.
+    for wait in [0, 3100] {
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
+        for id in &new_ids {
+            assert!(odb.read(id).is_ok(), "{id}: the new pack is listed");
+        }
+    }
+    assert_same_as_git_and_libgit2(&repo);
+}
+
 /// Enough packs without a MIDX are merged into one in-memory index once lookups earn it (the
 /// first ones probe the packs one by one): every answer (reads, headers, prefixes, ambiguity,
 /// duplicates across packs, misses) stays libgit2's and git's before and after, and the index

@@ -19,7 +19,7 @@ use crate::oid::{HASH_LEN, ObjectId, Prefix};
 
 use super::merged::{MERGE_AT_PACKS, MergedIndex, PendingMerge};
 use super::pack::{IndexHit, Pack, PackFileInfo};
-use super::watch::DirWatch;
+use super::watch::{DirWatch, list_pack_dir};
 
 /// Name of the single-file MIDX inside the pack directory.
 pub const MIDX_NAME: &str = "multi-pack-index";
@@ -411,8 +411,8 @@ impl Scanner<'_> {
         now: SystemTime,
     ) -> Result<(PackSet, Vec<MidxProblem>)> {
         let mut problems = Vec::new();
-        let entries = match fs::read_dir(self.pack_dir) {
-            Ok(entries) => entries,
+        let listed = match list_pack_dir(self.pack_dir, &watch, now) {
+            Ok(names) => names,
             // No pack directory (yet): an empty store, like libgit2, but one that notices when
             // the directory appears.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -426,14 +426,6 @@ impl Scanner<'_> {
             }
             Err(e) => return Err(Error::io(self.pack_dir, e)),
         };
-        let mut listed = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(self.pack_dir, e))?;
-            if let Ok(name) = entry.file_name().into_string() {
-                listed.push(name);
-            }
-        }
-        listed.sort_unstable();
         let is_listed = |name: &str| listed.binary_search_by(|n| n.as_str().cmp(name)).is_ok();
         // Like git and libgit2: an index counts only with its pack next to it.
         let indexes: Vec<&str> = listed
