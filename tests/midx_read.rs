@@ -106,6 +106,8 @@ fn a_scan_stats_only_the_packs_no_midx_covers() {
     repo.git(&["multi-pack-index", "write"]);
     let orphan = repo.pack_dir().join(format!("pack-{}.idx", "0".repeat(40)));
     std::fs::copy(repo.packs()[0].with_extension("idx"), &orphan).expect("orphan index");
+    // Between a pack's index and the pack in the directory's order: it still counts.
+    std::fs::write(repo.packs()[1].with_extension("keep"), b"").expect("keep file");
     store.rescan().expect("rescan");
     let after = store.snapshot();
     assert_eq!(after.midx.len(), 1);

@@ -278,19 +278,21 @@ impl<D: Deref<Target = [u8]>> MultiPackIndex<D> {
     /// The `.idx` basename of pack `pack_id` (`pack_id < num_packs()`; panics otherwise).
     pub fn pack_name(&self, pack_id: usize) -> &str {
         // Validated as UTF-8 in `from_bytes`, so the fallback is unreachable.
-        std::str::from_utf8(&self.data[self.pack_names[pack_id].clone()]).unwrap_or("")
+        std::str::from_utf8(self.pack_name_bytes(pack_id)).unwrap_or("")
+    }
+
+    fn pack_name_bytes(&self, pack_id: usize) -> &[u8] {
+        &self.data[self.pack_names[pack_id].clone()]
     }
 
     /// The pack id of `name`, given as `pack-X.idx` or `pack-X.pack` (git's
-    /// `cmp_idx_or_pack_name`).
+    /// `cmp_idx_or_pack_name`). Compares bytes: a scan asks this of every index in the
+    /// directory, and checking a name's UTF-8 again at each step of the search was a tenth of
+    /// opening a store on 50 packs.
     pub fn find_pack(&self, name: &str) -> Option<u32> {
         let idx_name = idx_name_of(name);
         self.names_sorted
-            .binary_search_by(|&id| {
-                self.pack_name(id as usize)
-                    .as_bytes()
-                    .cmp(idx_name.as_bytes())
-            })
+            .binary_search_by(|&id| self.pack_name_bytes(id as usize).cmp(idx_name.as_bytes()))
             .ok()
             .map(|at| self.names_sorted[at])
     }

@@ -426,15 +426,20 @@ impl Scanner<'_> {
             }
             Err(e) => return Err(Error::io(self.pack_dir, e)),
         };
-        let is_listed = |name: &str| listed.binary_search_by(|n| n.as_str().cmp(name)).is_ok();
-        // Like git and libgit2: an index counts only with its pack next to it.
+        // Like git and libgit2: an index counts only with its pack next to it. The names that
+        // start with `<stem>.` are together in the sorted listing, and `<stem>.pack` comes
+        // after `<stem>.idx` among them.
         let indexes: Vec<&str> = listed
             .iter()
-            .filter(|name| {
-                name.strip_suffix(".idx")
-                    .is_some_and(|stem| is_listed(&format!("{stem}.pack")))
+            .enumerate()
+            .filter_map(|(at, name)| {
+                let stem = name.strip_suffix(".idx")?;
+                listed[at + 1..]
+                    .iter()
+                    .map_while(|sibling| sibling.strip_prefix(stem)?.strip_prefix('.'))
+                    .any(|extension| extension == "pack")
+                    .then_some(name.as_str())
             })
-            .map(String::as_str)
             .collect();
 
         let midx_files = if self.use_midx {
@@ -448,12 +453,14 @@ impl Scanner<'_> {
                 .any(|(file, _)| file.find_pack(name).is_some())
         };
         let mut by_name = HashMap::with_capacity(indexes.len());
+        let mut uncovered = Vec::new();
         for &name in &indexes {
             // A pack a MIDX covers is not even stat'ed (git neither): its size and mtime order
             // nothing, and a name is its content's checksum (git 1190a1acf, 2013), so a pack
             // of the previous snapshot with this name is this pack. The others are ordered by
             // mtime, and a changed size or mtime makes a new pack.
-            let info = if covered(name) {
+            let is_covered = covered(name);
+            let info = if is_covered {
                 None
             } else {
                 let pack_path = self.pack_dir.join(name).with_extension("pack");
@@ -477,13 +484,11 @@ impl Scanner<'_> {
                     info,
                 )),
             };
+            if !is_covered {
+                uncovered.push(pack.clone());
+            }
             by_name.insert(name.to_owned(), pack);
         }
-        let mut uncovered: Vec<Arc<Pack>> = by_name
-            .iter()
-            .filter(|(name, _)| !covered(name))
-            .map(|(_, pack)| pack.clone())
-            .collect();
         uncovered.sort_by(|a, b| {
             b.info
                 .as_ref()
