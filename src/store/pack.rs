@@ -344,9 +344,12 @@ impl Pack {
     #[cold]
     fn find_cold(&self, oid: &ObjectId) -> Result<Option<IndexHit<'_>>> {
         if self.probes.fetch_add(1, Ordering::Relaxed) < PROBES_BEFORE_MAP {
-            let head = self.head()?;
+            let (head, opened) = self.head_and_file()?;
             let path = &self.idx_path;
-            let file = File::open(path).map_err(|e| self.open_error(path, e))?;
+            let file = match opened {
+                Some(file) => file,
+                None => File::open(path).map_err(|e| self.open_error(path, e))?,
+            };
             let found = head.find(oid, |position, buffer| file.read_exact_at(buffer, position));
             match found {
                 Ok(FileLookup::Found(offset)) => return Ok(Some(IndexHit::Read(offset))),
@@ -372,12 +375,19 @@ impl Pack {
     /// mapped (a pack a MIDX covers is never searched; see also [`PROBES_BEFORE_MAP`]).
     #[cold]
     fn head(&self) -> Result<&idx::Head> {
+        self.head_and_file().map(|(head, _)| head)
+    }
+
+    /// [`Pack::head`], and the index file when this call read the head from it: a pack's
+    /// first lookup then searches the file it has open (a program that opens a repository of
+    /// many packs for one read probes most of them once).
+    fn head_and_file(&self) -> Result<(&idx::Head, Option<File>)> {
         if let Some(head) = self.head.get() {
-            return Ok(head);
+            return Ok((head, None));
         }
         let mut state = self.open_lock.lock();
         if let Some(head) = self.head.get() {
-            return Ok(head);
+            return Ok((head, None));
         }
         let path = &self.idx_path;
         if let Some(what) = &state.index_error {
@@ -398,7 +408,7 @@ impl Pack {
             idx::Head::check(&head, &tail, len)
         };
         match checked {
-            Ok(head) => Ok(self.head.get_or_init(|| Box::new(head))),
+            Ok(head) => Ok((self.head.get_or_init(|| Box::new(head)), Some(file))),
             Err(source) => {
                 // As for a mapped index: remember, don't re-read on every lookup.
                 state.index_error = Some(format!("corrupt pack index: {source}"));
