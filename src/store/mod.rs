@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod decode;
 pub mod headers;
+pub mod listing;
 pub mod merged;
 pub mod midx;
 pub mod pack;

@@ -17,9 +17,10 @@ use crate::format::midx::{self, MultiPackIndex};
 use crate::mmap::Mmap;
 use crate::oid::{HASH_LEN, ObjectId, Prefix};
 
+use super::listing::{self, DirListing};
 use super::merged::{MERGE_AT_PACKS, MergedIndex, PendingMerge};
 use super::pack::{IndexHit, Pack, PackFileInfo};
-use super::watch::{DirWatch, list_pack_dir};
+use super::watch::DirWatch;
 
 /// Name of the single-file MIDX inside the pack directory.
 pub const MIDX_NAME: &str = "multi-pack-index";
@@ -411,21 +412,34 @@ impl Scanner<'_> {
         now: SystemTime,
     ) -> Result<(PackSet, Vec<MidxProblem>)> {
         let mut problems = Vec::new();
-        let listed = match list_pack_dir(self.pack_dir, &watch, now) {
-            Ok(names) => names,
-            // No pack directory (yet): an empty store, like libgit2, but one that notices when
-            // the directory appears.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok((
-                    PackSet {
-                        watch: Some(watch.settle(now)),
-                        ..PackSet::default()
-                    },
-                    problems,
-                ));
-            }
-            Err(e) => return Err(Error::io(self.pack_dir, e)),
+        // What an earlier scan found, when the directory provably has not changed since.
+        let stamp = watch.trusted_stamp(now);
+        let kept = stamp
+            .as_ref()
+            .and_then(|stamp| listing::kept(self.pack_dir, stamp));
+        let mut read = DirListing::default();
+        let found = match &kept {
+            Some(kept) => kept,
+            None => match DirListing::read(self.pack_dir) {
+                Ok(listing) => {
+                    read = listing;
+                    &read
+                }
+                // No pack directory (yet): an empty store, like libgit2, but one that notices
+                // when the directory appears.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Ok((
+                        PackSet {
+                            watch: Some(watch.settle(now)),
+                            ..PackSet::default()
+                        },
+                        problems,
+                    ));
+                }
+                Err(e) => return Err(Error::io(self.pack_dir, e)),
+            },
         };
+        let listed = &found.names;
         // Like git and libgit2: an index counts only with its pack next to it. The names that
         // start with `<stem>.` are together in the sorted listing, and `<stem>.pack` comes
         // after `<stem>.idx` among them.
@@ -454,6 +468,8 @@ impl Scanner<'_> {
         };
         let mut by_name = HashMap::with_capacity(indexes.len());
         let mut uncovered = Vec::new();
+        // The packs stat'ed now: kept with the names for the next store.
+        let mut pack_infos = HashMap::new();
         for &name in &indexes {
             // A pack a MIDX covers is not even stat'ed (git neither): its size and mtime order
             // nothing, and a name is its content's checksum (git 1190a1acf, 2013), so a pack
@@ -462,6 +478,8 @@ impl Scanner<'_> {
             let is_covered = covered(name);
             let info = if is_covered {
                 None
+            } else if let Some(info) = found.pack_infos.get(name) {
+                Some(info.clone())
             } else {
                 let pack_path = self.pack_dir.join(name).with_extension("pack");
                 let Ok(meta) = fs::metadata(&pack_path) else {
@@ -470,10 +488,12 @@ impl Scanner<'_> {
                 if !meta.is_file() {
                     continue;
                 }
-                Some(PackFileInfo {
+                let info = PackFileInfo {
                     size: meta.len(),
                     mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                })
+                };
+                pack_infos.insert(name.to_owned(), info.clone());
+                Some(info)
             };
             let pack = match previous.by_name.get(name) {
                 Some(pack) if info.is_none() || pack.info == info => pack.clone(),
@@ -507,6 +527,12 @@ impl Scanner<'_> {
             })
             .collect();
 
+        if kept.is_none()
+            && let Some(stamp) = stamp
+        {
+            read.pack_infos = pack_infos;
+            listing::keep(self.pack_dir, stamp, read);
+        }
         let (merged, uncovered) = merge(previous.merged.as_ref(), uncovered);
         Ok((
             PackSet {

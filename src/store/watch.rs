@@ -27,21 +27,15 @@
 //! arrive by `rename` (or leave by `unlink`) in the pack directory or in
 //! `multi-pack-index.d/`. So the directories are all that must be watched.
 //!
-//! The same stamps let a new store skip reading the directory: the names a store read are kept
-//! for the process with the stamp taken before reading them ([`list_pack_dir`]), and a store
-//! opened later on the same directory whose first stamp is the same, and was old enough to
-//! trust when the names were read, lists nothing. A program that opens a repository per
-//! request pays `getdents` once, not per request; libgit2 reads the directory at every open.
+//! The same stamps let a new store reuse what an earlier one found in the directory (see the
+//! `listing` module).
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 #[cfg(target_os = "linux")]
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
-
-use parking_lot::Mutex;
 
 use super::packset::MIDX_CHAIN_DIR;
 
@@ -174,7 +168,7 @@ impl DirWatch {
 
     /// The stamp taken at [`DirWatch::start`], if it can prove that the directory has not
     /// changed since: a watch by stamps whose stamp was not racy at `scan_start`.
-    fn trusted_stamp(&self, scan_start: SystemTime) -> Option<DirStamp> {
+    pub fn trusted_stamp(&self, scan_start: SystemTime) -> Option<DirStamp> {
         match &self.0 {
             #[cfg(target_os = "linux")]
             Method::Events(_) => None,
@@ -252,7 +246,7 @@ const RACY_WINDOW: Duration = Duration::from_secs(3);
 /// The stamps of the pack directory, and of the chain directory when it exists (its creation
 /// changes the pack directory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct DirStamp {
+pub struct DirStamp {
     pack_dir: Option<FileStamp>,
     chain_dir: Option<FileStamp>,
 }
@@ -264,77 +258,6 @@ impl DirStamp {
             .flatten()
             .any(|stamp| stamp.is_racy(now))
     }
-}
-
-/// Pack directories whose names are kept for later stores ([`list_pack_dir`]), and the most
-/// names kept in all: a few KiB a repository (two or three names a pack, about 50 bytes each),
-/// at most a few MiB for a process that opens repositories of thousands of packs.
-const LISTINGS_KEPT: usize = 16;
-const NAMES_KEPT: usize = 1 << 16;
-
-/// A pack directory's names as read after its stamp was taken.
-struct Listing {
-    pack_dir: PathBuf,
-    stamp: DirStamp,
-    names: Arc<[String]>,
-}
-
-/// The listings kept for the process, most recent first.
-static LISTINGS: Mutex<Vec<Listing>> = Mutex::new(Vec::new());
-
-/// The names in `pack_dir` that are UTF-8 (git's are ASCII), sorted. `watch` was started just
-/// before and `scan_start` is now: when its stamp is old enough to trust and a listing read
-/// under the same stamp is kept, that listing is the directory's (an entry added, removed or
-/// renamed since would have changed the stamp), and the directory is not read. Otherwise it is
-/// read, and kept if its stamp is trusted.
-pub fn list_pack_dir(
-    pack_dir: &Path,
-    watch: &DirWatch,
-    scan_start: SystemTime,
-) -> io::Result<Arc<[String]>> {
-    let stamp = watch.trusted_stamp(scan_start);
-    if let Some(stamp) = stamp {
-        let mut listings = LISTINGS.lock();
-        if let Some(at) = listings
-            .iter()
-            .position(|kept| kept.stamp == stamp && kept.pack_dir == pack_dir)
-        {
-            let names = listings[at].names.clone();
-            listings[..=at].rotate_right(1);
-            return Ok(names);
-        }
-    }
-    let mut names = Vec::new();
-    for entry in fs::read_dir(pack_dir)? {
-        if let Ok(name) = entry?.file_name().into_string() {
-            names.push(name);
-        }
-    }
-    names.sort_unstable();
-    let names: Arc<[String]> = names.into();
-    if let Some(stamp) = stamp {
-        let mut listings = LISTINGS.lock();
-        listings.retain(|kept| kept.pack_dir != pack_dir);
-        listings.insert(
-            0,
-            Listing {
-                pack_dir: pack_dir.to_owned(),
-                stamp,
-                names: names.clone(),
-            },
-        );
-        let mut kept_names = 0;
-        let kept = listings
-            .iter()
-            .take(LISTINGS_KEPT)
-            .take_while(|kept| {
-                kept_names += kept.names.len();
-                kept_names <= NAMES_KEPT
-            })
-            .count();
-        listings.truncate(kept);
-    }
-    Ok(names)
 }
 
 /// The stamped directories, held open where possible: an `fstat` of an open directory skips
@@ -647,47 +570,6 @@ mod tests {
         for poll in 0..3 {
             assert!(!watch.unchanged().expect("poll"), "{what} (poll {poll})");
         }
-    }
-
-    /// A listing read under a trusted stamp is kept and serves the next watch with the same
-    /// stamp; a change to the directory, or a stamp too recent to trust, reads it again.
-    #[test]
-    fn listings_are_reused_only_under_the_same_trusted_stamp() {
-        let (_root, objects, pack) = objects_dir();
-        for name in ["pack-b.pack", "pack-a.idx", "pack-a.pack", "pack-b.idx"] {
-            fs::write(pack.join(name), b"x").expect("write");
-        }
-        let list = |scan_start| {
-            let watch = DirWatch::start(&objects, &pack, EventsWhen::Never).expect("start");
-            list_pack_dir(&pack, &watch, scan_start).expect("list")
-        };
-        // The files were just written: only a scan some seconds later trusts the stamp.
-        let later = SystemTime::now() + 2 * RACY_WINDOW;
-        let first = list(later);
-        assert_eq!(
-            &first[..],
-            ["pack-a.idx", "pack-a.pack", "pack-b.idx", "pack-b.pack"]
-        );
-        assert!(Arc::ptr_eq(&first, &list(later)), "same stamp: reused");
-
-        // Past the kernel's timestamp tick (a few ms), so that the change moves the stamp: a
-        // change within the tick is what trusting only old stamps guards against.
-        std::thread::sleep(Duration::from_millis(50));
-        fs::write(pack.join("pack-c.idx"), b"x").expect("write");
-        let changed = list(later);
-        assert!(changed.contains(&"pack-c.idx".to_owned()), "{changed:?}");
-        assert!(
-            Arc::ptr_eq(&changed, &list(later)),
-            "the new listing is kept"
-        );
-
-        fs::remove_file(pack.join("pack-c.idx")).expect("remove");
-        let racy = list(SystemTime::now());
-        assert_eq!(racy[..], first[..]);
-        assert!(
-            !Arc::ptr_eq(&racy, &list(SystemTime::now())),
-            "racy: read each time"
-        );
     }
 
     #[test]
