@@ -531,8 +531,8 @@ fn refresh_notices_a_repointed_pack_directory_link() {
     });
 }
 
-/// A store opened on a pack directory whose stamp has not changed since an earlier store read
-/// it, and was old enough to trust then, reuses the names that store read (a program opening
+/// A store opened on a pack directory whose stamp has not changed since an earlier store
+/// scanned it, and was old enough to trust then, reuses what that scan found (a program opening
 /// the repository per request reads the directory once). A change moves the stamp: the next
 /// stores read the directory again and serve the new pack, at once and seconds later.
 #[test]
@@ -549,7 +549,7 @@ fn a_store_opened_after_a_change_reads_the_pack_directory_again() {
         .filter(|id| !before.contains_key(id))
         .collect();
     // Until the pack directory's last change is 3 s old its stamp proves nothing, and no store
-    // keeps or reuses its names.
+    // keeps or reuses what it found.
     std::thread::sleep(std::time::Duration::from_millis(3100));
     for _ in 0..2 {
         let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);
@@ -560,7 +560,7 @@ fn a_store_opened_after_a_change_reads_the_pack_directory_again() {
     }
     repo.git(&["repack", "-dq"]);
     // Right after the change the stamp is too recent to trust anyway; later it is trusted, and
-    // must differ from the one the kept names were read under.
+    // must differ from the one the kept scan ran under.
     for wait in [0, 3100] {
         std::thread::sleep(std::time::Duration::from_millis(wait));
         let odb = Odb::open(&repo.objects_dir(), Backend::Odbpack);

@@ -474,7 +474,8 @@ impl Scanner<'_> {
             // A pack a MIDX covers is not even stat'ed (git neither): its size and mtime order
             // nothing, and a name is its content's checksum (git 1190a1acf, 2013), so a pack
             // of the previous snapshot with this name is this pack. The others are ordered by
-            // mtime, and a changed size or mtime makes a new pack.
+            // mtime, and a changed size or mtime makes a new pack (stat'ed now, or as the kept
+            // scan of the unchanged directory found them: see the listing module).
             let is_covered = covered(name);
             let info = if is_covered {
                 None
