@@ -441,19 +441,24 @@ fn options_choose_how_refresh_learns_of_changes_and_version_1_still_works() {
     );
 }
 
-/// A packed repository, and beside its pack directory a copy of it holding one more pack, of
-/// objects that are only loose in the repository. Returns the copy and the new objects' ids.
-fn repo_with_a_replacement_pack_dir(repo: &Repo) -> (std::path::PathBuf, Vec<String>) {
+/// Fills `repo` with a packed history, then one more commit whose objects stay loose (an
+/// odb of odbpack alone does not serve them). Returns their ids.
+fn packed_history_and_loose_objects(repo: &Repo) -> Vec<String> {
     repo.grow_history(3, 3, "x");
     repo.git(&["repack", "-adq"]);
     repo.prune_loose();
     let before = repo.all_objects();
     repo.grow_history(1, 3, "y");
-    let new_ids: Vec<String> = repo
-        .all_objects()
+    repo.all_objects()
         .into_keys()
         .filter(|id| !before.contains_key(id))
-        .collect();
+        .collect()
+}
+
+/// A packed repository, and beside its pack directory a copy of it holding one more pack, of
+/// objects that are only loose in the repository. Returns the copy and the new objects' ids.
+fn repo_with_a_replacement_pack_dir(repo: &Repo) -> (std::path::PathBuf, Vec<String>) {
+    let new_ids = packed_history_and_loose_objects(repo);
     let copy = repo.objects_dir().join("pack.new");
     std::fs::create_dir(&copy).expect("mkdir");
     for entry in std::fs::read_dir(repo.pack_dir()).expect("readdir") {
@@ -538,16 +543,7 @@ fn refresh_notices_a_repointed_pack_directory_link() {
 #[test]
 fn a_store_opened_after_a_change_reads_the_pack_directory_again() {
     let repo = Repo::new();
-    repo.grow_history(3, 3, "x");
-    repo.git(&["repack", "-adq"]);
-    repo.prune_loose();
-    let before = repo.all_objects();
-    repo.grow_history(1, 3, "y");
-    let new_ids: Vec<String> = repo
-        .all_objects()
-        .into_keys()
-        .filter(|id| !before.contains_key(id))
-        .collect();
+    let new_ids = packed_history_and_loose_objects(&repo);
     // Until the pack directory's last change is 3 s old its stamp proves nothing, and no store
     // keeps or reuses what it found.
     std::thread::sleep(std::time::Duration::from_millis(3100));
