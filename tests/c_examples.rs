@@ -189,10 +189,7 @@ fn cat_file_example_is_clean_under_valgrind() {
 #[test]
 fn midx_example_writes_verifies_and_expires_like_git() {
     let repo = Repo::new();
-    for i in 0..3 {
-        repo.grow_history(2, 4, &format!("m{i}-"));
-        repo.git(&["repack", "-dq"]);
-    }
+    repo.grow_in_packs(3, 2, 4, "m");
     // A fourth pack holding every object: the newest, so a plain write selects only from it.
     git_stdin(
         repo.path(),

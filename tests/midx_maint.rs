@@ -39,10 +39,7 @@ fn touch(path: &Path, secs: i64) {
 /// distinct mtimes; the full pack gets mtime rank `full_at` among them.
 fn multi_pack_repo(count: usize, full_at: Option<usize>) -> Repo {
     let repo = Repo::new();
-    for i in 0..count {
-        repo.grow_history(2, 6, &format!("p{i}-"));
-        repo.git(&["repack", "-dq"]);
-    }
+    repo.grow_in_packs(count, 2, 6, "p");
     let mut packs = repo.packs();
     if full_at.is_some() {
         let before = packs.clone();

@@ -8,10 +8,7 @@ use common::*;
 
 fn packed_repo(batches: usize) -> Repo {
     let repo = Repo::new();
-    for batch in 0..batches {
-        repo.grow_history(4, 7, &format!("m{batch}-"));
-        repo.git(&["repack", "-dq"]);
-    }
+    repo.grow_in_packs(batches, 4, 7, "m");
     repo.prune_loose();
     repo
 }

@@ -16,10 +16,7 @@ const AMBIGUOUS: c_int = raw::GIT_EAMBIGUOUS as c_int;
 #[test]
 fn many_packs_and_deep_deltas_match_git_and_libgit2() {
     let repo = Repo::new();
-    for batch in 0..4 {
-        repo.grow_history(6, 9, &format!("b{batch}-"));
-        repo.git(&["repack", "-dq"]);
-    }
+    repo.grow_in_packs(4, 6, 9, "b");
     repo.prune_loose();
     assert!(repo.packs().len() >= 4, "several packs");
     assert_same_as_git_and_libgit2(&repo);
@@ -35,10 +32,7 @@ fn many_packs_and_deep_deltas_match_git_and_libgit2() {
 #[test]
 fn young_indexes_are_read_through_the_file_then_mapped() {
     let repo = Repo::new();
-    for batch in 0..3 {
-        repo.grow_history(4, 7, &format!("y{batch}-"));
-        repo.git(&["repack", "-dq"]);
-    }
+    repo.grow_in_packs(3, 4, 7, "y");
     repo.prune_loose();
     let objects = repo.all_objects();
     let expected = repo.cat_objects(&objects.keys().cloned().collect::<Vec<_>>());
@@ -660,10 +654,7 @@ fn many_uncovered_packs_are_merged_and_follow_the_directory() {
     assert_same_as_git_and_libgit2(&repo);
 
     // Enough new packs: everything is merged again.
-    for batch in 1..merge_at {
-        repo.grow_history(1, 6, &format!("later{batch}-"));
-        repo.git(&["repack", "-dq"]);
-    }
+    repo.grow_in_packs(merge_at - 1, 1, 6, "later");
     repo.prune_loose();
     assert_eq!(odb.refresh(), 0);
     let snapshot = odb.store().snapshot();

@@ -215,6 +215,15 @@ impl Repo {
         }
     }
 
+    /// `batches` rounds of [`Repo::grow_history`] (tagged `{tag}{batch}-`), each packed into a
+    /// pack of its own (`git repack -dq`), as a repository that fetched that often holds it.
+    pub fn grow_in_packs(&self, batches: usize, commits: usize, files: usize, tag: &str) {
+        for batch in 0..batches {
+            self.grow_history(commits, files, &format!("{tag}{batch}-"));
+            self.git(&["repack", "-dq"]);
+        }
+    }
+
     /// Every object in the repository: id → (type, size), from `git cat-file`.
     pub fn all_objects(&self) -> BTreeMap<String, (String, usize)> {
         let out = self.git(&[
