@@ -21,9 +21,9 @@
 //! from a list of its own, shuffled per thread and walked in order (see [`shuffled`]). Before
 //! the tables, a line says how this machine's memory copies scale from one thread to two
 //! ([`print_machine_scaling`]); under each corpus, a line times
-//! inflate alone on every entry of its packs, zlib (libgit2's) against sirocco (ours), and
-//! sirocco on two threads ([`print_inflate_ratio`]): the ceilings of reads that are mostly one
-//! inflate. `ODBPACK_BENCH_OPS` selects that line by the name `inflate alone`.
+//! inflate alone on every entry of its packs, zlib (libgit2's) and zlib-rs against sirocco
+//! (ours), and sirocco on two threads ([`print_inflate_ratio`]): the ceilings of reads that are
+//! mostly one inflate. `ODBPACK_BENCH_OPS` selects that line by the name `inflate alone`.
 //!
 //! Checks: before timing a corpus, both backends must return the same results on every 37th id —
 //! read (type and bytes), read_header (type and size), exists on present and on absent ids,
@@ -898,15 +898,18 @@ fn pack_streams(objects: &Path) -> Vec<(std::sync::Arc<Vec<u8>>, usize, usize)> 
     streams
 }
 
-/// Inflates every stream once with `inflate(input, out)` on each of `threads` threads at once;
-/// returns the inflated bytes per second of all of them together.
-fn inflate_rate(
+/// Inflates every stream once on each of `threads` threads at once, each with an inflater of
+/// its own from `make` (called as `inflate(input, out)`, so a decoder's state is reused from
+/// stream to stream, as the read path does); returns the inflated bytes per second of all of
+/// them together.
+fn inflate_rate<F: FnMut(&[u8], &mut [u8])>(
     streams: &[(std::sync::Arc<Vec<u8>>, usize, usize)],
     threads: usize,
-    inflate: impl Fn(&[u8], &mut [u8]) + Sync,
+    make: impl Fn() -> F + Sync,
 ) -> f64 {
     let longest = streams.iter().map(|s| s.2).max().unwrap_or(0);
     summed_over_threads(threads, || {
+        let mut inflate = make();
         let mut out = vec![0u8; longest];
         let start = Instant::now();
         let mut total = 0;
@@ -921,32 +924,54 @@ fn inflate_rate(
 /// Inflate alone, on every entry of the corpus's packs: how much faster odbpack's (sirocco) is
 /// than the zlib libgit2 links, on one thread, and how sirocco scales from one thread to two on
 /// this machine. A read that is mostly one whole-object inflate can beat libgit2 by little more
-/// than the first, and scale by little more than the second.
+/// than the first, and scale by little more than the second. zlib-rs (through flate2, one
+/// `Decompress` reset for each stream) is timed too: the decoder gitoxide uses, and the one
+/// sirocco was chosen over.
 fn print_inflate_ratio(objects: &Path, rounds: usize, two_threads: bool) {
     let streams = pack_streams(objects);
-    let sirocco = |input: &[u8], out: &mut [u8]| {
-        odbpack::zlib::inflate_exact(input, out).expect("sirocco inflates a pack entry");
+    let sirocco = || {
+        |input: &[u8], out: &mut [u8]| {
+            odbpack::zlib::inflate_exact(input, out).expect("sirocco inflates a pack entry");
+        }
     };
-    let zlib = |input: &[u8], out: &mut [u8]| {
-        let mut out_len = out.len() as libz_sys::uLong;
-        // SAFETY: both pointers and lengths describe live buffers; zlib writes at most
-        // `out_len` bytes into `out` and reads at most `input.len()` bytes.
-        let rc = unsafe {
-            libz_sys::uncompress(
-                out.as_mut_ptr(),
-                &mut out_len,
-                input.as_ptr(),
-                input.len() as libz_sys::uLong,
-            )
-        };
-        assert!(
-            rc == libz_sys::Z_OK && out_len as usize == out.len(),
-            "zlib: {rc}"
-        );
+    let zlib = || {
+        |input: &[u8], out: &mut [u8]| {
+            let mut out_len = out.len() as libz_sys::uLong;
+            // SAFETY: both pointers and lengths describe live buffers; zlib writes at most
+            // `out_len` bytes into `out` and reads at most `input.len()` bytes.
+            let rc = unsafe {
+                libz_sys::uncompress(
+                    out.as_mut_ptr(),
+                    &mut out_len,
+                    input.as_ptr(),
+                    input.len() as libz_sys::uLong,
+                )
+            };
+            assert!(
+                rc == libz_sys::Z_OK && out_len as usize == out.len(),
+                "zlib: {rc}"
+            );
+        }
     };
-    let (mut ours, mut theirs, mut ours_two) = (Vec::new(), Vec::new(), Vec::new());
+    let zlib_rs = || {
+        let mut decoder = flate2::Decompress::new(true);
+        move |input: &[u8], out: &mut [u8]| {
+            decoder.reset(true);
+            let status = decoder
+                .decompress(input, out, flate2::FlushDecompress::Finish)
+                .expect("zlib-rs inflates a pack entry");
+            assert!(
+                status == flate2::Status::StreamEnd && decoder.total_out() == out.len() as u64,
+                "zlib-rs: {status:?} after {} bytes",
+                decoder.total_out()
+            );
+        }
+    };
+    let (mut ours, mut theirs, mut rs, mut ours_two) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         theirs.push(inflate_rate(&streams, 1, zlib));
+        rs.push(inflate_rate(&streams, 1, zlib_rs));
         ours.push(inflate_rate(&streams, 1, sirocco));
         if two_threads {
             ours_two.push(inflate_rate(&streams, 2, sirocco));
@@ -962,11 +987,13 @@ fn print_inflate_ratio(objects: &Path, rounds: usize, two_threads: bool) {
         String::new()
     };
     println!(
-        "inflate alone, every entry of these packs: zlib (libgit2's) {:.0} MB/s, sirocco \
-         (odbpack's) {:.0} MB/s, {}{scaling}",
+        "inflate alone, every entry of these packs: zlib (libgit2's) {:.0} MB/s, zlib-rs {:.0} \
+         MB/s, sirocco (odbpack's) {:.0} MB/s, {} zlib's, {} zlib-rs's{scaling}",
         median(&theirs) / 1e6,
+        median(&rs) / 1e6,
         median(&ours) / 1e6,
-        ratio_cell(&ours, &theirs)
+        ratio_cell(&ours, &theirs),
+        ratio_cell(&ours, &rs)
     );
 }
 
