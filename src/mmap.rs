@@ -108,6 +108,31 @@ impl Segment {
         Ok(Segment { map: map.into() })
     }
 
+    /// Lets the kernel take this segment's pages back whenever it needs the memory
+    /// (`MADV_FREE`), while keeping them in place until it does: a segment released so and
+    /// filled again later costs no page faults, unless memory ran short in between. What the
+    /// segment held may read as zeroes from now on, so only a segment that will be filled again
+    /// from its first byte (as [`SegmentFill`] does) is released. `Unsupported` where the
+    /// system has no such advice (then the caller unmaps the segment instead).
+    pub fn release_pages(&mut self) -> io::Result<()> {
+        #[cfg(any(target_os = "linux", target_vendor = "apple"))]
+        {
+            // SAFETY: `&mut self` is the only handle on the segment: blocks of a fill hold an
+            // `Arc<Segment>`, so none is alive now. The advice lets the kernel replace a page's
+            // bytes with zeroes until the page is written again. A later fill hands bytes out
+            // only to a writer that overwrites all of them before they are read (see
+            // `SegmentFill::take`); once written, a page is the process's again.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.map.unchecked_advise(memmap2::UncheckedAdvice::Free)
+            }
+        }
+        #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
+        {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+    }
+
     /// Mapped bytes.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -155,7 +180,8 @@ impl SegmentFill {
     }
 
     /// The next `len` bytes, or `None` when fewer remain. They hold whatever an earlier fill
-    /// left there (zeroes in a new segment): the caller overwrites them.
+    /// left there (zeroes in a new segment, or in pages of a released one the kernel took
+    /// back, at any moment until written): the caller overwrites them before reading any.
     pub fn take(&mut self, len: usize) -> Option<BlockMut> {
         if len > self.remaining() {
             return None;

@@ -15,7 +15,10 @@
 //! was read since it was written gets a second chance: it is copied into the segment being
 //! filled, so hot bases stay, as under CLOCK. The evicted segment is kept aside, and once no
 //! reader holds one of its objects it is the next segment filled: a cache that turns over reuses
-//! the same memory instead of faulting in new pages.
+//! the same memory instead of faulting in new pages. A cache that is dropped (the last backend
+//! on its directory closed) leaves its segments to the next cache of the process, through a
+//! pool of at most 256 MiB: a program that opens a repository again fills pages it already
+//! has, as libgit2's cache refills the heap its allocator kept.
 //!
 //! The index is sharded so that threads reading different objects rarely meet on a lock: a shard
 //! is a hash table with the entries inline. Allocation and eviction go through one lock, the
@@ -47,6 +50,58 @@ const MAX_SEGMENT: usize = 2 << 20;
 
 /// Segments are whole pages.
 const PAGE: usize = 4 << 10;
+
+/// The most bytes of segments the process keeps for caches to come: the default budget.
+const POOLED_BYTES: usize = 256 << 20;
+
+/// The segments of dropped caches, kept for the next caches to fill.
+static POOL: SegmentPool = SegmentPool::new(POOLED_BYTES);
+
+/// Segments that no cache uses, up to a number of bytes, each released to the kernel
+/// ([`Segment::release_pages`]): it takes their pages back if it needs memory, else they are
+/// still there when a cache fills them again, which costs no page faults. In the read bench,
+/// where each measurement opens new backends on a directory no backend holds open, page faults
+/// were a third of a +MIDX random read's time at two threads, most of it the kernel zeroing
+/// fresh pages; the cache's own were the largest part.
+pub(crate) struct SegmentPool {
+    segments: Mutex<Vec<Segment>>,
+    limit: usize,
+}
+
+impl SegmentPool {
+    /// A pool keeping up to `limit` bytes of segments.
+    pub(crate) const fn new(limit: usize) -> SegmentPool {
+        SegmentPool {
+            segments: Mutex::new(Vec::new()),
+            limit,
+        }
+    }
+
+    /// A kept segment of `len` bytes, if there is one.
+    fn take(&self, len: usize) -> Option<Segment> {
+        let mut segments = self.segments.lock();
+        let position = segments.iter().position(|segment| segment.len() == len)?;
+        Some(segments.swap_remove(position))
+    }
+
+    /// Keeps what of `segments` fits within the limit; the rest are unmapped.
+    fn keep(&self, segments: impl IntoIterator<Item = Segment>) {
+        for mut segment in segments {
+            let kept = |segments: &[Segment]| segments.iter().map(Segment::len).sum::<usize>();
+            if kept(&self.segments.lock()) + segment.len() > self.limit {
+                break;
+            }
+            // Outside the lock: the advice walks the segment's page tables.
+            if segment.release_pages().is_err() {
+                break;
+            }
+            let mut segments = self.segments.lock();
+            if kept(&segments) + segment.len() <= self.limit {
+                segments.push(segment);
+            }
+        }
+    }
+}
 
 /// What an object of `len` bytes costs the budget.
 fn charge(len: usize) -> usize {
@@ -180,6 +235,8 @@ pub struct DeltaBaseCache {
     segment_len: usize,
     /// `Log::charged`, readable without the log's lock.
     charged: AtomicUsize,
+    /// Where segments come from before new ones are mapped, and go when the cache is dropped.
+    pool: &'static SegmentPool,
     /// The key of the last lookup that hit, so tests can tell which entry served a read.
     #[cfg(test)]
     pub(crate) last_hit: Mutex<Option<CacheKey>>,
@@ -205,12 +262,18 @@ fn segment_len(budget: usize) -> usize {
 impl DeltaBaseCache {
     /// A cache holding at most `budget` bytes (0 disables it).
     pub fn new(budget: usize) -> DeltaBaseCache {
+        DeltaBaseCache::with_pool(budget, &POOL)
+    }
+
+    /// A cache whose segments come from, and go back to, `pool`.
+    fn with_pool(budget: usize, pool: &'static SegmentPool) -> DeltaBaseCache {
         DeltaBaseCache {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             log: Mutex::default(),
             budget,
             segment_len: segment_len(budget),
             charged: AtomicUsize::new(0),
+            pool,
             #[cfg(test)]
             last_hit: Mutex::new(None),
         }
@@ -365,14 +428,20 @@ impl DeltaBaseCache {
                         return;
                     }
                 }
-                let Ok(segment) = Segment::map(self.segment_len) else {
-                    return;
+                let segment = match self.pool.take(self.segment_len) {
+                    Some(segment) => segment,
+                    None => {
+                        let Ok(segment) = Segment::map(self.segment_len) else {
+                            return;
+                        };
+                        #[cfg(test)]
+                        {
+                            log.segments_mapped += 1;
+                        }
+                        segment
+                    }
                 };
                 log.charged += segment.len();
-                #[cfg(test)]
-                {
-                    log.segments_mapped += 1;
-                }
                 let Ok(fill) = SegmentFill::new(Arc::new(segment)) else {
                     unreachable!("a new segment has no other reference")
                 };
@@ -467,6 +536,34 @@ impl Shard {
     }
 }
 
+impl Drop for DeltaBaseCache {
+    /// Leaves the standard segments no reader holds an object of to the pool.
+    fn drop(&mut self) {
+        // The entries' blocks refer to their segments: gone first, so that a segment is shared
+        // only while a reader holds one of its objects (it is unmapped when the reader is done).
+        for shard in self.shards.iter_mut() {
+            shard.get_mut().map.clear();
+        }
+        let log = std::mem::take(self.log.get_mut());
+        let mut segments: Vec<Arc<Segment>> = log
+            .sealed
+            .into_iter()
+            .map(|filled| filled.segment)
+            .collect();
+        segments.extend(log.spare);
+        if let Some(open) = log.open {
+            segments.push(Arc::clone(open.fill.segment()));
+        }
+        let segment_len = self.segment_len;
+        self.pool.keep(
+            segments
+                .into_iter()
+                .filter(|segment| segment.len() == segment_len)
+                .filter_map(|segment| Arc::try_unwrap(segment).ok()),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,6 +652,32 @@ mod tests {
             assert!(put(&cache, (1, offset), 1000, offset as u8));
         }
         assert_eq!(cache.log.lock().segments_mapped, mapped);
+    }
+
+    #[test]
+    fn a_dropped_cache_leaves_its_segments_to_the_next() {
+        // A pool of its own, keeping four one-page segments.
+        let pool: &'static SegmentPool = Box::leak(Box::new(SegmentPool::new(4 * PAGE)));
+        let fill = |cache: &DeltaBaseCache| {
+            for offset in 0..30u64 {
+                assert!(put(cache, (1, offset), 1000, offset as u8), "put {offset}");
+            }
+        };
+        let first = DeltaBaseCache::with_pool(BUDGET, pool);
+        fill(&first);
+        let mapped = first.log.lock().segments_mapped;
+        assert!(mapped >= 8, "{mapped} segments mapped");
+        // A reader keeps an object of the segment being filled: that segment is not pooled.
+        let reader = first.get(&(1, 29)).expect("cached");
+        drop(first);
+        let second = DeltaBaseCache::with_pool(BUDGET, pool);
+        fill(&second);
+        assert_eq!(second.log.lock().segments_mapped, mapped - 4);
+        assert!((0..30u64).all(|offset| held(&second, (1, offset), offset as u8)));
+        assert!(
+            reader.data.iter().all(|&b| b == 29),
+            "a segment a reader held was filled again"
+        );
     }
 
     #[test]
