@@ -63,14 +63,14 @@ static POOL: SegmentPool = SegmentPool::new(POOLED_BYTES);
 /// where each measurement opens new backends on a directory no backend holds open, page faults
 /// were a third of a +MIDX random read's time at two threads, most of it the kernel zeroing
 /// fresh pages; the cache's own were the largest part.
-pub(crate) struct SegmentPool {
+struct SegmentPool {
     segments: Mutex<Vec<Segment>>,
     limit: usize,
 }
 
 impl SegmentPool {
     /// A pool keeping up to `limit` bytes of segments.
-    pub(crate) const fn new(limit: usize) -> SegmentPool {
+    const fn new(limit: usize) -> SegmentPool {
         SegmentPool {
             segments: Mutex::new(Vec::new()),
             limit,
