@@ -648,23 +648,9 @@ impl Store {
         Ok((kind, size))
     }
 
-    /// The size of the object an entry yields: its own for a whole object, the one its delta
-    /// declares otherwise.
+    /// The size of the object an entry yields: its own for a whole object, else the one its
+    /// delta declares in the first bytes of its stream.
     fn result_size(
-        &self,
-        pack: &Arc<Pack>,
-        data: &PackData,
-        found: &Found,
-        reads: &[u8],
-    ) -> Result<u64> {
-        match found.entry.kind {
-            EntryKind::Base(_) => Ok(found.entry.size),
-            _ => self.delta_result_size(pack, data, found, reads),
-        }
-    }
-
-    /// The result size a delta declares, from the first bytes of its stream.
-    fn delta_result_size(
         &self,
         pack: &Arc<Pack>,
         data: &PackData,
@@ -676,6 +662,9 @@ impl Store {
             entry,
             stream,
         } = found;
+        if let EntryKind::Base(_) = entry.kind {
+            return Ok(entry.size);
+        }
         // Two varints of at most 10 bytes each.
         let mut head = [0u8; 20];
         let want = head
