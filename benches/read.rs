@@ -4,16 +4,17 @@
 //! parallelism). Prints ops/s and the odbpack / libgit2 ratio per corpus.
 //!
 //! Processes: each backend runs in a child process of its own (this binary re-executed with
-//! `ODBPACK_BENCH_CHILD=libgit2` or `=odbpack`), so the peak RSS printed under each corpus's
-//! table is that backend's alone. Children are fresh for every (strict setting, corpus) pair and
-//! set libgit2's strict hash verification themselves (a process-global option). The parent
-//! generates the corpora and drives the children with one-line requests on their stdin, one-line
-//! answers on their stdout: `measure <op> <threads>` → `<ops/s> <check>`, `digest <op>` →
-//! `<hex digest> <ids>`, `rss` → `<peak RSS in KiB>`. For every (op, threads) it asks libgit2's
-//! child, then odbpack's, in rounds (3 by default), so a slow spell of this shared machine lands
-//! on both; the table shows each backend's median, and the median and range of the rounds' own
-//! ratios (each compares two measurements taken back to back). Children write to the parent's
-//! stderr, so a failed read (which panics on purpose) is shown there, and the parent then panics.
+//! `ODBPACK_BENCH_CHILD=libgit2`, `=odbpack` or `=memory`), so the peak RSS printed under each
+//! corpus's table is that backend's alone. Children are fresh for every (strict setting,
+//! corpus) pair and set libgit2's strict hash verification themselves (a process-global
+//! option). The parent generates the corpora and drives the children with one-line requests on
+//! their stdin, one-line answers on their stdout: `measure <op> <threads>` → `<ops/s> <check>`,
+//! `digest <op>` → `<hex digest> <ids>`, `rss` → `<peak RSS in KiB>`. For every (op, threads)
+//! it asks libgit2's child, then odbpack's (then the ceiling's), in rounds (3 by default), so a
+//! slow spell of this shared machine lands on all; the table shows each backend's median, and
+//! the median and range of the rounds' own ratios (each compares two measurements taken back
+//! to back). Children write to the parent's stderr, so a failed read (which panics on purpose)
+//! is shown there, and the parent then panics.
 //!
 //! Each measurement opens fresh odbs (`open, read 1, close` a fresh one for every read, and
 //! frees it: what a command-line tool or a server opening the repository per request pays),
@@ -25,7 +26,11 @@
 //! (ours), and sirocco on two threads ([`print_inflate_ratio`]): the ceilings of reads that are
 //! mostly one inflate. `ODBPACK_BENCH_OPS` selects that line by the name `inflate alone`.
 //!
-//! Checks: before timing a corpus, both backends must return the same results on every 37th id —
+//! The ceiling: a third child (`memory`) serves every object of the corpus from memory (see
+//! [`memory`]), measured in the same rounds on the operations that read objects; the table's
+//! last column is its ratio to libgit2, which no backend can beat through the same odb calls.
+//!
+//! Checks: before timing a corpus, every child must return libgit2's results on every 37th id —
 //! read (type and bytes), read_header (type and size), exists on present and on absent ids,
 //! exists_prefix with 12 hex digits (the id found), read_prefix with 12 and with 40 hex digits.
 //! Each child hashes its results in sample order and the parent compares the digests. The full
@@ -42,9 +47,9 @@
 //! `ODBPACK_BENCH_ODB_CACHE=off` (turns off libgit2's object cache, `GIT_OPT_ENABLE_CACHING`, in
 //! front of both backends), `ODBPACK_BENCH_SHOW_ROUNDS=on` (every round's rate of each backend,
 //! in order, on stderr under its row: how much one measurement varies), and comma-separated filters
-//! `ODBPACK_BENCH_OPS`, `_CORPORA`, `_BACKENDS` (libgit2, odbpack), `_THREADS` (1, 2), `_STRICT`
-//! (off, on) — e.g. to profile one operation under callgrind (the children inherit the
-//! environment).
+//! `ODBPACK_BENCH_OPS`, `_CORPORA`, `_BACKENDS` (libgit2, odbpack, memory), `_THREADS` (1, 2),
+//! `_STRICT` (off, on) — e.g. to profile one operation under callgrind (the children inherit
+//! the environment).
 //!
 //! Comparing two builds on a noisy machine: a fixed amount of work counted rather than timed.
 //! `ODBPACK_BENCH_MS=1 ODBPACK_BENCH_ROUNDS=1` makes `read every object` one pass over every
@@ -55,6 +60,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "read/memory.rs"]
+mod memory;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -337,6 +344,12 @@ impl Op {
             Op::OpenReadClose => "open, read 1, close",
         }
     }
+
+    /// Whether the op reads objects' bytes: the ops the ceiling ([`Measured::Memory`]) is
+    /// measured on.
+    fn reads_objects(self) -> bool {
+        matches!(self, Op::Read | Op::Prefix12 | Op::Prefix40 | Op::ReadAll)
+    }
 }
 
 /// The ids of a corpus in the forms the operations need, prepared once outside the timing.
@@ -374,11 +387,10 @@ impl Ids {
     }
 }
 
-/// Runs `op` on a fresh odb per thread for about `budget`; returns total ops/s and a checksum of
-/// results (bytes read), so both backends can be checked to do the same work.
+/// Runs `op` on a fresh odb per thread (from `open`) for about `budget`; returns total ops/s
+/// and a checksum of results (bytes read), so both backends can be checked to do the same work.
 fn measure(
-    objects: &Path,
-    backend: Backend,
+    open: &(dyn Fn() -> Odb + Sync),
     op: Op,
     threads: usize,
     ids: &Ids,
@@ -390,7 +402,7 @@ fn measure(
                 scope.spawn(move || {
                     let seed = 0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1);
                     // `open, read 1, close` opens its own odbs: none may keep the store alive.
-                    let held = (op != Op::OpenReadClose).then(|| Odb::open(objects, backend));
+                    let held = (op != Op::OpenReadClose).then(open);
                     let odb = || held.as_ref().expect("this operation reads one odb");
                     let schedule = match op {
                         Op::ExistsMiss => shuffled(&ids.missing, seed),
@@ -404,7 +416,7 @@ fn measure(
                     // Every id exists: a failed read is a bug, never a fast operation.
                     let ok = |result: Result<usize, std::ffi::c_int>| match result {
                         Ok(size) => size as u64,
-                        Err(rc) => panic!("{backend:?} {op:?} failed: {rc} {}", last_error()),
+                        Err(rc) => panic!("{op:?} failed: {rc} {}", last_error()),
                     };
                     // Warm up first (same odb, same op): past the cold start (maps, index
                     // tables, first lookups). The delta-base caches start empty with the fresh
@@ -440,7 +452,7 @@ fn measure(
                             // maps unmapped).
                             Op::OpenReadClose => {
                                 for id in next.by_ref().take(4) {
-                                    check += ok(Odb::open(objects, backend).read_size(id));
+                                    check += ok(open().read_size(id));
                                     count += 1;
                                 }
                                 continue;
@@ -524,10 +536,26 @@ fn wanted(var: &str, name: &str) -> bool {
     }
 }
 
-fn backend_name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Libgit2 => "libgit2",
-        Backend::Odbpack => "odbpack",
+/// What a child process serves objects with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Measured {
+    /// libgit2's own pack backend.
+    Libgit2,
+    Odbpack,
+    /// Every object from memory ([`memory`]): the ceiling of any backend, measured on the
+    /// operations that read objects ([`Op::reads_objects`]).
+    Memory,
+}
+
+impl Measured {
+    const ALL: [Measured; 3] = [Measured::Libgit2, Measured::Odbpack, Measured::Memory];
+
+    fn name(self) -> &'static str {
+        match self {
+            Measured::Libgit2 => "libgit2",
+            Measured::Odbpack => "odbpack",
+            Measured::Memory => "memory",
+        }
     }
 }
 
@@ -610,11 +638,10 @@ fn result_digest(odb: &Odb, ids: &Ids, op: Op) -> (u64, usize) {
 /// A child process: measures `backend` on one corpus, answering the parent's requests until its
 /// stdin closes. Arguments: objects dir, id list file, strict hash verification `on` or `off`.
 fn child_main(backend: &str) {
-    let backend = match backend {
-        "libgit2" => Backend::Libgit2,
-        "odbpack" => Backend::Odbpack,
-        other => panic!("{CHILD_ENV}={other:?}: expected libgit2 or odbpack"),
-    };
+    let backend = Measured::ALL
+        .into_iter()
+        .find(|b| b.name() == backend)
+        .unwrap_or_else(|| panic!("{CHILD_ENV}={backend:?}: expected libgit2, odbpack or memory"));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [objects, id_list, strict] = <[String; 3]>::try_from(args).unwrap_or_else(|args| {
         panic!("bench child arguments: <objects dir> <id list> <on|off>, got {args:?}")
@@ -632,6 +659,16 @@ fn child_main(backend: &str) {
             .collect();
         Ids::new(&hex)
     };
+    let open: Box<dyn Fn() -> Odb + Sync> = match backend {
+        Measured::Libgit2 => Box::new(|| Odb::open(&objects, Backend::Libgit2)),
+        Measured::Odbpack => Box::new(|| Odb::open(&objects, Backend::Odbpack)),
+        Measured::Memory => {
+            // Loaded once, for the child's lifetime: every odb it opens serves from it.
+            let loaded: &'static memory::Objects =
+                Box::leak(Box::new(memory::Objects::load(&objects, &ids.full)));
+            Box::new(move || memory::open(loaded))
+        }
+    };
     let budget = Duration::from_millis(env_usize("ODBPACK_BENCH_MS", 400) as u64);
     let mut answers = std::io::stdout().lock();
     for request in std::io::stdin().lock().lines() {
@@ -641,12 +678,12 @@ fn child_main(backend: &str) {
             ["measure", op, threads] => {
                 let op = Op::from_token(op).unwrap_or_else(|| panic!("unknown op in {request:?}"));
                 let threads = threads.parse().expect("thread count");
-                let (rate, check) = measure(&objects, backend, op, threads, &ids, budget);
+                let (rate, check) = measure(&*open, op, threads, &ids, budget);
                 format!("{rate} {check}")
             }
             ["digest", op] => {
                 let op = Op::from_token(op).unwrap_or_else(|| panic!("unknown op in {request:?}"));
-                let (digest, sampled) = result_digest(&Odb::open(&objects, backend), &ids, op);
+                let (digest, sampled) = result_digest(&open(), &ids, op);
                 format!("{digest:016x} {sampled}")
             }
             ["rss"] => peak_rss_kib().to_string(),
@@ -660,7 +697,7 @@ fn child_main(backend: &str) {
 
 /// The parent's handle on a child process measuring one backend on one corpus.
 struct Child {
-    backend: Backend,
+    backend: Measured,
     process: std::process::Child,
     /// `None` once closed by [`Child::finish`].
     requests: Option<ChildStdin>,
@@ -668,9 +705,9 @@ struct Child {
 }
 
 impl Child {
-    fn spawn(backend: Backend, corpus: &Corpus, strict: bool) -> Child {
+    fn spawn(backend: Measured, corpus: &Corpus, strict: bool) -> Child {
         let mut process = Command::new(std::env::current_exe().expect("bench binary path"))
-            .env(CHILD_ENV, backend_name(backend))
+            .env(CHILD_ENV, backend.name())
             .arg(&corpus.objects)
             .arg(corpus.id_list.path())
             .arg(if strict { "on" } else { "off" })
@@ -713,14 +750,14 @@ impl Child {
         };
         panic!(
             "the {} bench child failed on `{request}`: {what}, {status} (its stderr is above)",
-            backend_name(self.backend)
+            self.backend.name()
         )
     }
 
     fn bad_answer(&self, request: &str, words: &[String], expected: &str) -> ! {
         panic!(
             "the {} bench child answered {words:?} to `{request}`, expected `{expected}`",
-            backend_name(self.backend)
+            self.backend.name()
         )
     }
 
@@ -764,7 +801,7 @@ impl Child {
         assert!(
             status.success(),
             "the {} bench child exited with {status} (its stderr is above)",
-            backend_name(self.backend)
+            self.backend.name()
         );
     }
 }
@@ -791,25 +828,30 @@ const SAME_RESULT_CHECKS: [(Op, &str); 7] = [
     (Op::Prefix40, "read_prefix 40"),
 ];
 
-/// Panics naming the first check on which odbpack's results differ from libgit2's.
+/// Panics naming the first check on which a child's results differ from the first child's
+/// (libgit2's, unless filtered out).
 fn check_same_results(children: &mut [Child]) {
-    // `children` follows the order of `backends` in main: libgit2 first.
-    let [libgit2, odbpack] = children else {
-        println!(
-            "results identical: not checked (needs both backends, see ODBPACK_BENCH_BACKENDS)"
-        );
+    let [first, others @ ..] = children else {
         return;
     };
+    if others.is_empty() {
+        println!("results identical: not checked (one backend, see ODBPACK_BENCH_BACKENDS)");
+        return;
+    }
     let mut sampled = 0;
     for (op, name) in SAME_RESULT_CHECKS {
-        let (theirs, their_sample) = libgit2.digest(op);
-        let (ours, our_sample) = odbpack.digest(op);
-        assert!(
-            ours == theirs && our_sample == their_sample,
-            "odbpack's results differ from libgit2's for {name}: digest {ours:016x} over \
-             {our_sample} ids, libgit2's {theirs:016x} over {their_sample}"
-        );
-        sampled = our_sample;
+        let (theirs, their_sample) = first.digest(op);
+        for other in others.iter_mut() {
+            let (ours, our_sample) = other.digest(op);
+            assert!(
+                ours == theirs && our_sample == their_sample,
+                "{}'s results differ from {}'s for {name}: digest {ours:016x} over \
+                 {our_sample} ids, {theirs:016x} over {their_sample}",
+                other.backend.name(),
+                first.backend.name()
+            );
+            sampled = our_sample;
+        }
     }
     let names: Vec<&str> = SAME_RESULT_CHECKS.iter().map(|(_, name)| *name).collect();
     println!("results identical: {} ({sampled} ids)", names.join(", "));
@@ -1006,9 +1048,9 @@ fn main() {
     let started = Instant::now();
     let corpora = corpora(commits);
     eprintln!("corpora ready in {:.1}s", started.elapsed().as_secs_f64());
-    let backends: Vec<Backend> = [Backend::Libgit2, Backend::Odbpack]
+    let backends: Vec<Measured> = Measured::ALL
         .into_iter()
-        .filter(|&b| wanted("ODBPACK_BENCH_BACKENDS", backend_name(b)))
+        .filter(|&b| wanted("ODBPACK_BENCH_BACKENDS", b.name()))
         .collect();
     let rounds = env_usize("ODBPACK_BENCH_ROUNDS", 3).max(1);
     let show_rounds = std::env::var("ODBPACK_BENCH_SHOW_ROUNDS").is_ok_and(|v| v == "on");
@@ -1053,33 +1095,40 @@ fn main() {
                 corpus.objects_list.len(),
                 packs
             );
-            // Fresh processes per corpus: each one's peak RSS is this corpus's.
+            let ops: Vec<Op> = if strict {
+                vec![Op::Read, Op::Prefix40, Op::ReadAll]
+            } else {
+                Op::ALL.to_vec()
+            };
+            let ops: Vec<Op> = ops
+                .into_iter()
+                .filter(|op| wanted("ODBPACK_BENCH_OPS", op.name()))
+                .collect();
+            // Fresh processes per corpus: each one's peak RSS is this corpus's. The ceiling's
+            // child loads the whole corpus, so only when it is to measure something.
             let mut children: Vec<Child> = backends
                 .iter()
+                .filter(|&&b| b != Measured::Memory || ops.iter().any(|op| op.reads_objects()))
                 .map(|&backend| Child::spawn(backend, corpus, strict))
                 .collect();
             check_same_results(&mut children);
             println!(
                 "\n| op | threads | libgit2 | odbpack | odbpack / libgit2 (median and range of \
-                 {rounds} rounds) |"
+                 {rounds} rounds) | memory / libgit2: the ceiling |"
             );
-            println!("|---|---|---|---|---|");
-            let ops: &[Op] = if strict {
-                &[Op::Read, Op::Prefix40, Op::ReadAll]
-            } else {
-                &Op::ALL
-            };
-            for &op in ops
-                .iter()
-                .filter(|op| wanted("ODBPACK_BENCH_OPS", op.name()))
-            {
+            println!("|---|---|---|---|---|---|");
+            for &op in &ops {
                 for &threads in &thread_counts {
                     // Rounds alternate the backends, so a slow spell of the machine (a
-                    // neighbour on the host) lands on both; each backend's median is shown.
-                    let mut rates: Vec<(Backend, Vec<f64>)> =
-                        children.iter().map(|c| (c.backend, Vec::new())).collect();
+                    // neighbour on the host) lands on all; each backend's median is shown.
+                    let mut measured: Vec<&mut Child> = children
+                        .iter_mut()
+                        .filter(|c| c.backend != Measured::Memory || op.reads_objects())
+                        .collect();
+                    let mut rates: Vec<(Measured, Vec<f64>)> =
+                        measured.iter().map(|c| (c.backend, Vec::new())).collect();
                     for _ in 0..rounds {
-                        for (child, (_, samples)) in children.iter_mut().zip(&mut rates) {
+                        for (child, (_, samples)) in measured.iter_mut().zip(&mut rates) {
                             let (rate, check) = child.measure(op, threads);
                             // A full pass reads every byte of every object, however many
                             // passes ran.
@@ -1094,23 +1143,26 @@ fn main() {
                             samples.push(rate);
                         }
                     }
-                    let samples_of = |b: Backend| {
+                    let samples_of = |b: Measured| {
                         rates
                             .iter()
                             .find(|(x, _)| *x == b)
                             .map(|(_, samples)| samples.as_slice())
                     };
                     let cell =
-                        |b: Backend| samples_of(b).map_or("-".to_owned(), |s| human(median(s)));
-                    let ratio = match (samples_of(Backend::Odbpack), samples_of(Backend::Libgit2)) {
-                        (Some(ours), Some(theirs)) => ratio_cell(ours, theirs),
-                        _ => "-".to_owned(),
-                    };
+                        |b: Measured| samples_of(b).map_or("-".to_owned(), |s| human(median(s)));
+                    let ratio_to_libgit2 =
+                        |b: Measured| match (samples_of(b), samples_of(Measured::Libgit2)) {
+                            (Some(ours), Some(theirs)) => ratio_cell(ours, theirs),
+                            _ => "-".to_owned(),
+                        };
                     println!(
-                        "| {} | {threads} | {} | {} | {ratio} |",
+                        "| {} | {threads} | {} | {} | {} | {} |",
                         op.name(),
-                        cell(Backend::Libgit2),
-                        cell(Backend::Odbpack)
+                        cell(Measured::Libgit2),
+                        cell(Measured::Odbpack),
+                        ratio_to_libgit2(Measured::Odbpack),
+                        ratio_to_libgit2(Measured::Memory)
                     );
                     if show_rounds {
                         for (backend, samples) in &rates {
@@ -1118,24 +1170,26 @@ fn main() {
                             eprintln!(
                                 "rounds of {} {threads} thread(s), {}: {}",
                                 op.name(),
-                                backend_name(*backend),
+                                backend.name(),
                                 listed.join(" ")
                             );
                         }
                     }
                 }
             }
+            // The ceiling's child holds the whole corpus: its RSS says nothing of a backend's.
             let peaks: Vec<String> = children
                 .iter_mut()
+                .filter(|child| child.backend != Measured::Memory)
                 .map(|child| {
                     format!(
                         "{} {} MiB",
-                        backend_name(child.backend),
+                        child.backend.name(),
                         child.peak_rss_kib() / 1024
                     )
                 })
                 .collect();
-            let budget = if backends.contains(&Backend::Odbpack) {
+            let budget = if backends.contains(&Measured::Odbpack) {
                 format!(
                     " (odbpack's delta-cache budget {} MiB)",
                     options_from_env().delta_cache_bytes >> 20
