@@ -28,7 +28,8 @@
 //!
 //! The ceiling: a third child (`memory`) serves every object of the corpus from memory (see
 //! [`memory`]), measured in the same rounds on the operations that read objects; the table's
-//! last column is its ratio to libgit2, which no backend can beat through the same odb calls.
+//! last column is its ratio to libgit2, which a backend that decodes packs cannot expect to
+//! beat through the same odb calls.
 //!
 //! Checks: before timing a corpus, every child must return libgit2's results on every 37th id —
 //! read (type and bytes), read_header (type and size), exists on present and on absent ids,

@@ -2,10 +2,11 @@
 //!
 //! A read here is what any backend must at least do: find the id (a 16-bit fanout into the
 //! sorted ids, then a few compares) and copy the object into a buffer from the host's allocator.
-//! No pack, no inflate, no delta. Its rate through libgit2's `git_odb_*` calls is the most any
-//! pack backend can reach there, with the odb layer (its object cache, its mutex, the hash
-//! check when strict) and the host's allocations left as they are; its ratio to libgit2's
-//! backend bounds every backend's ratio on the same operation.
+//! No pack, no inflate, no delta. Its rate through libgit2's `git_odb_*` calls is about the
+//! most a pack backend can reach there, with the odb layer (its object cache, its mutex, the
+//! hash check when strict) and the host's allocations left as they are. (Only about: one copy
+//! from memory far larger than the CPU caches is not free either, and a backend that inflates
+//! reads fewer bytes than it writes; but inflating is much slower than copying.)
 
 use std::ffi::{c_int, c_void};
 use std::path::Path;
