@@ -542,9 +542,10 @@ fn wanted(var: &str, name: &str) -> bool {
 enum Measured {
     /// libgit2's own pack backend.
     Libgit2,
+    /// Ours.
     Odbpack,
-    /// Every object from memory ([`memory`]): the ceiling of any backend, measured on the
-    /// operations that read objects ([`Op::reads_objects`]).
+    /// Every object from memory ([`memory`]): about the most a pack backend can reach, measured
+    /// on the operations that read objects ([`Op::reads_objects`]).
     Memory,
 }
 
