@@ -174,6 +174,25 @@ extern "C" fn read(
     }
 }
 
+/// Finds the one id starting with the prefix and writes it to `full_p`; its position, or
+/// libgit2's error code.
+///
+/// # Safety
+/// The pointers must be valid (libgit2's contract for the prefix calls).
+unsafe fn resolve(
+    backend: *mut raw::git_odb_backend,
+    full_p: *mut raw::git_oid,
+    short_oid: *const raw::git_oid,
+    hex_len: usize,
+) -> Result<usize, c_int> {
+    let objects = objects_of(backend);
+    // SAFETY: the caller's contract.
+    let i = objects.find(unsafe { &(*short_oid).id }, hex_len)?;
+    // SAFETY: the caller's contract.
+    unsafe { (*full_p).id = objects.ids[i] };
+    Ok(i)
+}
+
 extern "C" fn read_prefix(
     full_p: *mut raw::git_oid,
     data_p: *mut *mut c_void,
@@ -183,14 +202,10 @@ extern "C" fn read_prefix(
     short_oid: *const raw::git_oid,
     hex_len: usize,
 ) -> c_int {
-    let objects = objects_of(backend);
     // SAFETY: libgit2 passes a valid id and valid out-pointers.
     unsafe {
-        match objects.find(&(*short_oid).id, hex_len) {
-            Ok(i) => {
-                (*full_p).id = objects.ids[i];
-                hand_over(backend, i, data_p, len_p, type_p)
-            }
+        match resolve(backend, full_p, short_oid, hex_len) {
+            Ok(i) => hand_over(backend, i, data_p, len_p, type_p),
             Err(rc) => rc,
         }
     }
@@ -228,17 +243,8 @@ extern "C" fn exists_prefix(
     short_oid: *const raw::git_oid,
     hex_len: usize,
 ) -> c_int {
-    let objects = objects_of(backend);
     // SAFETY: libgit2 passes a valid id and a valid out-pointer.
-    unsafe {
-        match objects.find(&(*short_oid).id, hex_len) {
-            Ok(i) => {
-                (*full_p).id = objects.ids[i];
-                0
-            }
-            Err(rc) => rc,
-        }
-    }
+    unsafe { resolve(backend, full_p, short_oid, hex_len) }.map_or_else(|rc| rc, |_| 0)
 }
 
 extern "C" fn free(backend: *mut raw::git_odb_backend) {
