@@ -13,7 +13,7 @@ use std::path::Path;
 
 use libgit2_sys as raw;
 
-use crate::common::{Backend, Odb, libgit2_init};
+use crate::common::{Backend, Odb, kind_name, libgit2_init};
 
 /// Every object of a corpus, by id.
 pub struct Objects {
@@ -39,13 +39,16 @@ impl Objects {
                 let object = odb
                     .read_raw(&raw::git_oid { id: *id })
                     .unwrap_or_else(|rc| panic!("load {}: {rc}", odbpack::ObjectId(*id)));
-                let kind = match object.kind.as_str() {
-                    "commit" => raw::GIT_OBJECT_COMMIT,
-                    "tree" => raw::GIT_OBJECT_TREE,
-                    "blob" => raw::GIT_OBJECT_BLOB,
-                    "tag" => raw::GIT_OBJECT_TAG,
-                    other => panic!("load {}: type {other}", object.id),
-                };
+                // Back from the name the tests' `kind_name` gave the type.
+                let kind = [
+                    raw::GIT_OBJECT_COMMIT,
+                    raw::GIT_OBJECT_TREE,
+                    raw::GIT_OBJECT_BLOB,
+                    raw::GIT_OBJECT_TAG,
+                ]
+                .into_iter()
+                .find(|&kind| kind_name(kind) == object.kind)
+                .unwrap_or_else(|| panic!("load {}: type {}", object.id, object.kind));
                 (kind, object.data.into_boxed_slice())
             })
             .collect();
