@@ -33,9 +33,8 @@
 //!
 //! Scaling: under each corpus's table, when both thread counts ran, a second table gives every
 //! backend's own rate at two threads over its rate at one, per operation (see
-//! [`print_scaling`]): odbpack's is the scaling target; libgit2's says why a ratio to
-//! libgit2 is lower at two threads than at one where it is (libgit2 scaling past 2x on two
-//! cores).
+//! [`print_scaling`]): odbpack's is the scaling target; libgit2's shows where a ratio
+//! to libgit2 falls from one thread to two because libgit2 scaled past 2x on two cores.
 //!
 //! Checks: before timing a corpus, every child must return libgit2's results on every 37th id —
 //! read (type and bytes), read_header (type and size), exists on present and on absent ids,
