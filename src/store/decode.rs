@@ -220,13 +220,8 @@ impl Store {
         pack: &'a Arc<Pack>,
         base: &ObjectId,
     ) -> Result<Location<'a>> {
-        if let Ok(index) = pack.index()
-            && let Some(position) = index.find(base)
-        {
-            let offset = index.offset_at(position).map_err(|source| Error::Index {
-                path: pack.idx_path().to_owned(),
-                source,
-            })?;
+        if let Ok(Some(hit)) = pack.find(base) {
+            let offset = pack.offset_of(hit)?;
             return Ok(Location { pack, offset });
         }
         match set.locate(base, 0)? {

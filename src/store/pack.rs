@@ -340,6 +340,19 @@ impl Pack {
         }
     }
 
+    /// The pack offset of an object [`Pack::find`] found in this pack.
+    pub fn offset_of(&self, hit: IndexHit<'_>) -> Result<u64> {
+        match hit {
+            IndexHit::Mapped(index, position) => {
+                index.offset_at(position).map_err(|source| Error::Index {
+                    path: self.idx_path.clone(),
+                    source,
+                })
+            }
+            IndexHit::Read(offset) => Ok(offset),
+        }
+    }
+
     /// [`Pack::find`] while the index is not mapped.
     #[cold]
     fn find_cold(&self, oid: &ObjectId) -> Result<Option<IndexHit<'_>>> {

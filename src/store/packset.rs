@@ -226,24 +226,10 @@ impl PackSet {
         match hit {
             Hit::Layer(layer, position) => layer.location(position),
             Hit::Merged(merged, position) => merged.location(position),
-            Hit::Probed {
+            Hit::Probed { pack, entry, .. } => Ok(Location {
                 pack,
-                entry: IndexHit::Mapped(index, index_position),
-                ..
-            } => {
-                let offset = index
-                    .offset_at(index_position)
-                    .map_err(|source| Error::Index {
-                        path: pack.idx_path().to_owned(),
-                        source,
-                    })?;
-                Ok(Location { pack, offset })
-            }
-            Hit::Probed {
-                pack,
-                entry: IndexHit::Read(offset),
-                ..
-            } => Ok(Location { pack, offset }),
+                offset: pack.offset_of(entry)?,
+            }),
         }
     }
 
