@@ -28,7 +28,8 @@ fn many_packs_and_deep_deltas_match_git_and_libgit2() {
 
 /// A store reads each pack's index through the file for its first lookups (a read that probes
 /// every pack maps none of them), then maps it; lookups answer the same either way, hits and
-/// misses, including for the REF_DELTA bases a v1-indexed pack names.
+/// misses (a REF_DELTA's base is looked up so too: `ref_delta_pack_and_v1_index` reads a pack of
+/// them with a v1 index through a fresh store).
 #[test]
 fn young_indexes_are_read_through_the_file_then_mapped() {
     let repo = Repo::new();
